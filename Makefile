@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make book` and `make test`.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+CHAPTERS := theory feedforward recurrent lorenz
+SEEDS   ?= 0 1 2 3 4
+
+# Local copies of the data sets: ../shared/data on the project's machines, if present.
+ifneq ($(wildcard ../shared/data),)
+export BIASLEARN_DATA ?= $(abspath ../shared/data)
+endif
+
+.PHONY: venv book test bench execute reproduce clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -r requirements.txt -e .
+	touch $@
+
+book: venv
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+# Re-execute the chapters in place against results/ (commit them executed: nbval compares outputs).
+execute: venv
+	cd book && for ch in $(CHAPTERS) reproducing; do ../$(VENV)/bin/jupyter-execute --inplace $$ch.ipynb || exit 1; done
+
+test: venv
+	$(PY) -m pytest
+
+bench: venv
+	$(PY) -m biaslearn.bench
+
+# Every chapter at the paper's scale, computing what is missing; one papermill run per chapter and seed.
+reproduce: venv
+	mkdir -p _build/reproduce
+	for ch in $(CHAPTERS); do for s in $(SEEDS); do \
+	  $(VENV)/bin/papermill book/$$ch.ipynb _build/reproduce/$$ch-seed$$s.ipynb \
+	    -y "{seeds: [$$s], scale: paper, compute: true}" || exit 1; \
+	done; done
+
+clean:
+	rm -rf _build

@@ -1,0 +1,314 @@
+"""The paper's seven 28x28 ten-class image sets: where they are published, how they are
+checked, where local copies are looked for, and how they are read.
+
+    load("mnist") -> Images(x_train, y_train, x_test, y_test)   uint8 (N, 28, 28), int64 (N,)
+
+A file is looked for, in order, in every folder of ``search_path()``:
+$BIASLEARN_DATA (several folders separated by ':'), the user's cache folder
+(~/.cache/biaslearn or $XDG_CACHE_HOME/biaslearn) and /usr/share/datasets (Debian's
+dataset packages), each as ``<folder>/<data set>/<file>``. ``download(name)`` fetches
+what is missing into the cache folder, verifying every file's checksum; a file is only
+ever moved into place after it has been verified, so an interrupted or corrupt download
+leaves nothing behind. ``load`` never touches the network.
+
+"synthetic" is a small deterministic stand-in (made from a seed, no files), used by the
+quick runs of the chapters and by the tests.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class DataError(RuntimeError):
+    """A data set file is missing or corrupt (the message says where and how to fix it)."""
+
+
+@dataclass(frozen=True)
+class File:
+    name: str          # local file name, inside <folder>/<data set>/
+    url: str           # where the publisher serves it
+    hash: str          # "md5:<hex>", "sha256:<hex>" or "gitsha1:<hex>" of the published bytes
+    content_md5: str = ""  # md5 of the decompressed bytes, for copies whose gz was re-made
+
+
+@dataclass(frozen=True)
+class Source:
+    title: str
+    kind: str                 # "idx" (gzipped idx files) or "npy" (Afro-MNIST float64 arrays)
+    files: dict[str, File]    # role ("x_train", "y_train", "x_test", "y_test") -> File
+    cite: str                 # key in book/references.bib
+    licence: str
+
+
+@dataclass(frozen=True)
+class Images:
+    x_train: np.ndarray  # (N, 28, 28) uint8
+    y_train: np.ndarray  # (N,) int64
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+IDX = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
+       "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"}
+
+
+def _idx(base: str, hashes: dict[str, str], content: dict[str, str] | None = None,
+         remote: dict[str, str] | None = None) -> dict[str, File]:
+    """Files of an idx-format set published under ``base`` (remote names if they differ)."""
+    content, remote = content or {}, remote or {}
+    return {role: File(name, base + remote.get(role, name), hashes[role], content.get(role, ""))
+            for role, name in IDX.items()}
+
+
+def _afro(script: str, sha256: dict[str, str]) -> dict[str, File]:
+    # Git LFS objects of Daniel-Wu/AfroMNIST, pinned to the commit that added them.
+    base = ("https://media.githubusercontent.com/media/Daniel-Wu/AfroMNIST/"
+            "02da1ad0cb75a88ae9294e512a44281ac5e67167/")
+    parts = {"x_train": "X_train", "y_train": "y_train", "x_test": "X_test", "y_test": "y_test"}
+    return {role: File(f"{script}_MNIST_{p}.npy", f"{base}{script}/{script}_MNIST_{p}.npy",
+                       "sha256:" + sha256[role]) for role, p in parts.items()}
+
+
+SOURCES: dict[str, Source] = {
+    "mnist": Source("MNIST", "idx", _idx(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        {"x_train": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873", "y_train": "md5:d53e105ee54ea40749a09fcbcd1e9432",
+         "x_test": "md5:9fb629c4189551a2d022fa330f9573f3", "y_test": "md5:ec29112dd5afa0611ce80d1b7f02629c"},
+        content={"x_train": "6bbc9ace898e44ae57da46a324031adb", "y_train": "a25bea736e30d166cdddb491f175f624",
+                 "x_test": "2646ac647ad5339dbf082846283269ea", "y_test": "27ae3e4e09519cfbb04c329615203637"}),
+        "lecun1998mnist", "CC BY-SA 3.0"),
+    "fashion_mnist": Source("Fashion-MNIST", "idx", _idx(
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        {"x_train": "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d", "y_train": "md5:25c81989df183df01b3e8a0aad5dffbe",
+         "x_test": "md5:bef4ecab320f06d8554ea6380940ec79", "y_test": "md5:bb300cfdad3c16e7a12a480ee83cd310"},
+        # Debian's dataset-fashion-mnist (0.0~git20200523.55506a9-1) ships re-compressed gz files:
+        # their decompressed md5s, measured from that package, identify the same content.
+        content={"x_train": "f4a8712d7a061bf5bd6d2ca38dc4d50a", "y_train": "9018921c3c673c538a1fc5bad174d6f9",
+                 "x_test": "8181f5470baa50b63fa0f6fddb340f0a", "y_test": "15d484375f8d13e6eb1aabb0c3f46965"}),
+        "xiao2017fashion", "MIT"),
+    "kmnist": Source("KMNIST", "idx", _idx(
+        "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+        {"x_train": "md5:bdb82020997e1d708af4cf47b453dcf7", "y_train": "md5:e144d726b3acfaa3e44228e80efcd344",
+         "x_test": "md5:5c965bf0a639b31b8f53240b1b52f4d7", "y_test": "md5:7320c461ea6c1c855c0b718fb2a4b134"}),
+        "clanuwat2018kmnist", "CC BY-SA 4.0"),
+    "kannada_mnist": Source("Kannada-MNIST", "idx", _idx(
+        "https://github.com/vinayprabhu/Kannada_MNIST/raw/master/data/output_tensors/MNIST_format/",
+        {"x_train": "gitsha1:b588ed8355da1fc0dd0c2707947c132f7aa427c0",
+         "y_train": "md5:f1f06031670554894b697988b906b036",
+         "x_test": "md5:8682876e8fbc8cd0e7bb07fc2f502335", "y_test": "md5:b426d27d50a5fd8411b9e5838868be4b"},
+        remote={"x_train": "X_kannada_MNIST_train-idx3-ubyte.gz", "y_train": "y_kannada_MNIST_train-idx1-ubyte.gz",
+                "x_test": "X_kannada_MNIST_test-idx3-ubyte.gz", "y_test": "y_kannada_MNIST_test-idx1-ubyte.gz"}),
+        "prabhu2019kannada", "see Zenodo record 3359691"),
+    "ethiopic_mnist": Source("Ethiopic-MNIST", "npy", _afro("Ethiopic", {
+        "x_train": "22b27e98a23c234a2912f70d71419bd1a0750cfadb4dccd9ff65e6de2cdb7a63",
+        "x_test": "d30f3bf6a76f318fe7fea1f33e697afc95484c100a7c48823f82e9a13ec99838",
+        "y_train": "d079a254667963aa2e0759b43cfb3486b75ecff9acbf8c4f7ebe3bbd0babd5e6",
+        "y_test": "63653332870723408208b228eb6af4a5ee806ae311a4090b121af9419ca117ca"}), "wu2020afromnist", "MIT"),
+    "vai_mnist": Source("Vai-MNIST", "npy", _afro("Vai", {
+        "x_train": "755bc3af8c104c0999ab13007abc1dfaee11da694cad9ce998aa731a66a97a82",
+        "x_test": "06c9d92c28434193abc6f7cf8a3b3184ead5e71b12e06924d39c2343b2eef470",
+        "y_train": "a16787511aa9145144438fd86fddfbc807eba735000b422fb4c76d7e8d52efea",
+        "y_test": "ae26845571a8620422f72d5f5f76c26af632869c363ca5267944907f25724f1d"}), "wu2020afromnist", "MIT"),
+    "osmanya_mnist": Source("Osmanya-MNIST", "npy", _afro("Osmanya", {
+        "x_train": "3f76c33eaa4b664d8107d4f03d26df96ff5cb5ce4c4c3996cceedc27fe098a14",
+        "x_test": "8dd89699252caba1dc7562e6c227e849aa990a6958f6564f34fbba12d7b80490",
+        "y_train": "f222f75f4d84be419612e9d8fbfbae8cc76757349683c1d106cdfabbeee21488",
+        "y_test": "93488d170cc402f2b1a293ea6f99ffde5c02bb63ba84bc6add2eccb6b9d39e9b"}), "wu2020afromnist", "MIT"),
+}
+PAPER_TASKS = ["mnist", "kmnist", "fashion_mnist", "ethiopic_mnist", "vai_mnist",
+               "osmanya_mnist", "kannada_mnist"]  # the seven tasks of Figure 1, in its order
+
+
+def search_path() -> list[Path]:
+    """Folders searched for local copies, in order."""
+    env = [Path(p) for p in os.environ.get("BIASLEARN_DATA", "").split(os.pathsep) if p]
+    return env + [cache_dir(), Path("/usr/share/datasets")]
+
+
+def cache_dir() -> Path:
+    """Where ``download`` puts files: $XDG_CACHE_HOME/biaslearn, else ~/.cache/biaslearn."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "biaslearn"
+
+
+def _folder(name: str) -> str:
+    return name.replace("_", "-") if name == "fashion_mnist" else name  # Debian: fashion-mnist
+
+
+def _hint(name: str) -> str:
+    return (f"Download it with: python -m biaslearn.data download {name}  "
+            f"(or put a copy in a folder and set BIASLEARN_DATA to that folder)")
+
+
+def _check(path: Path, f: File, blob: bytes) -> bool:
+    """True if ``blob`` (the bytes of ``path``) is the published file or the same content."""
+    kind, want = f.hash.split(":")
+    if kind == "gitsha1":
+        got = hashlib.sha1(b"blob %d\0" % len(blob) + blob).hexdigest()
+    else:
+        got = hashlib.new(kind, blob).hexdigest()
+    if got == want:
+        return True
+    if f.content_md5 and path.suffix == ".gz":
+        try:
+            return hashlib.md5(gzip.decompress(blob)).hexdigest() == f.content_md5
+        except (OSError, EOFError):
+            return False
+    return False
+
+
+def locate(name: str, role: str) -> tuple[Path, bytes]:
+    """Find and verify one file; its bytes. Raises DataError naming every place searched."""
+    src = _source(name)
+    f = src.files[role]
+    tried, corrupt = [], []
+    for root in search_path():
+        path = root / _folder(name) / f.name
+        tried.append(str(path))
+        if path.is_file():
+            blob = path.read_bytes()
+            if _check(path, f, blob):
+                return path, blob
+            corrupt.append(str(path))
+    what = (f"is corrupt (checksum mismatch, expected {f.hash}) at: {', '.join(corrupt)}. "
+            f"Delete it and fetch it again. " if corrupt else "was not found. ")
+    raise DataError(f"{src.title} ({name}): file {f.name} {what}Searched: {', '.join(tried)}. "
+                    + _hint(name))
+
+
+def _source(name: str) -> Source:
+    if name not in SOURCES:
+        raise DataError(f"unknown data set {name!r}: use one of {sorted(SOURCES)} or 'synthetic'")
+    return SOURCES[name]
+
+
+def read_idx(blob: bytes) -> np.ndarray:
+    """Parse an idx file (gzipped or not): magic 0x0000 08 <ndim>, big-endian sizes, uint8 data."""
+    if blob[:2] == b"\x1f\x8b":
+        blob = gzip.decompress(blob)
+    if len(blob) < 4 or blob[:2] != b"\0\0" or blob[2] != 0x08:
+        raise DataError("not an idx file of unsigned bytes (bad magic number)")
+    ndim = blob[3]
+    shape = tuple(int.from_bytes(blob[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(blob, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise DataError(f"idx file holds {data.size} bytes of data, its header says {shape}")
+    return data.reshape(shape)
+
+
+def afro_images(x: np.ndarray) -> np.ndarray:
+    """Afro-MNIST images (N, 784) float64 -> uint8 (N, 28, 28), checking the value range."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != 784:
+        raise DataError(f"expected Afro-MNIST images of shape (N, 784), got {x.shape}")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 255:
+        raise DataError(f"Afro-MNIST pixel values span [{lo}, {hi}], expected [0, 1] or [0, 255]")
+    if hi <= 1.0:
+        x = x * 255.0
+    return np.rint(x).astype(np.uint8).reshape(-1, 28, 28)
+
+
+def _read(name: str, role: str) -> np.ndarray:
+    path, blob = locate(name, role)
+    if _source(name).kind == "idx":
+        return read_idx(blob)
+    import io
+    arr = np.load(io.BytesIO(blob), allow_pickle=False)
+    return afro_images(arr) if role.startswith("x") else arr.astype(np.int64).reshape(-1)
+
+
+def load(name: str) -> Images:
+    """Load a data set from local copies (never the network). Labels are int64 in 0..9."""
+    if name == "synthetic":
+        return synthetic()
+    parts = {role: _read(name, role) for role in IDX}
+    imgs = Images(parts["x_train"], parts["y_train"].astype(np.int64),
+                  parts["x_test"], parts["y_test"].astype(np.int64))
+    for split in ("train", "test"):
+        x, y = getattr(imgs, "x_" + split), getattr(imgs, "y_" + split)
+        if x.shape[1:] != (28, 28) or len(x) != len(y) or y.min() < 0 or y.max() > 9:
+            raise DataError(f"{name} {split}: images {x.shape} and labels {y.shape} "
+                            f"(range {y.min()}..{y.max()}) do not form a 28x28 ten-class set")
+    return imgs
+
+
+def available(name: str) -> bool:
+    """True if every file of the set is here and verified."""
+    try:
+        for role in IDX:
+            locate(name, role)
+        return True
+    except DataError:
+        return False
+
+
+def synthetic(n_train: int = 2000, n_test: int = 500, seed: int = 0) -> Images:
+    """A tiny ten-class 28x28 set: one random blurred prototype per class plus pixel noise."""
+    rng = np.random.default_rng(seed)
+    protos = rng.random((10, 28, 28)) ** 3 * 255
+
+    def make(n):
+        y = rng.integers(0, 10, n)
+        x = protos[y] * rng.uniform(0.6, 1.0, (n, 1, 1)) + rng.normal(0, 40, (n, 28, 28))
+        return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int64)
+
+    return Images(*make(n_train), *make(n_test))
+
+
+def download(name: str, root: Path | None = None, progress: bool = True) -> Path:
+    """Fetch every missing file of ``name`` into ``root`` (default: the cache folder).
+
+    Each file is streamed to a temporary file beside its destination, verified, and only
+    then renamed into place; on any failure the temporary file is removed.
+    """
+    from tqdm.auto import tqdm
+
+    src = _source(name)
+    folder = (root or cache_dir()) / _folder(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    for role, f in src.files.items():
+        try:
+            locate(name, role)
+            continue
+        except DataError:
+            pass
+        dest = folder / f.name
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{f.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(f.url, timeout=60) as r:
+                total = int(r.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=f.name, disable=not progress) as bar:
+                    while chunk := r.read(1 << 20):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+            blob = Path(tmp).read_bytes()
+            if not _check(dest, f, blob):
+                raise DataError(f"{src.title} ({name}): download of {f.name} from {f.url} does not "
+                                f"match its checksum {f.hash}; nothing was kept. Try again later.")
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return folder
+
+
+if __name__ == "__main__":  # python -m biaslearn.data download NAME [NAME ...] | list
+    import sys
+
+    args = sys.argv[1:]
+    if args[:1] == ["download"] and args[1:]:
+        for n in (PAPER_TASKS if args[1:] == ["all"] else args[1:]):
+            print(n, "->", download(n))
+    elif args[:1] == ["list"]:
+        for n in SOURCES:
+            print(f"{n:16s} {'here' if available(n) else 'missing':8s} {SOURCES[n].title}")
+    else:
+        sys.exit("usage: python -m biaslearn.data download NAME|all  |  python -m biaslearn.data list")

@@ -1,0 +1,137 @@
+"""Networks with frozen random weights and learned hidden biases.
+
+Two architectures, as in the paper:
+
+    RandomMLP   y = W_out relu(W_in x + b)                       (one hidden layer)
+    RandomRNN   h_t = relu(W_rec h_{t-1} + W_in x_t + b),  y_t = W_out h_t
+
+Every tensor is drawn once from its own seeded generator, derived from (seed, name), so
+adding a tensor never shifts another. Which tensors are learned is set by ``mode``:
+
+    "bias"     only the hidden biases b               (the paper's networks)
+    "full"     every weight and bias                   (the fully trained baseline)
+    "readout"  only W_out (and c): random features / an echo-state network
+
+Frozen tensors are registered as buffers, not as parameters with requires_grad=False, so
+``model.parameters()`` is exactly what is learned.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+from torch import nn
+
+MODES = {  # which tensors are trainable parameters in each mode
+    "bias": {"b"},
+    "full": {"W_in", "W_rec", "b", "W_out", "c", "h0"},
+    "readout": {"W_out", "c"},
+}
+INITS = ("uniform", "gaussian")
+
+
+def device(name: str = "auto") -> torch.device:
+    """The one place the device is chosen: CUDA when present, else CPU (or as named)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def generator(seed: int, name: str) -> torch.Generator:
+    """A CPU generator for tensor ``name`` of run ``seed``; independent of every other name."""
+    digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+def draw(shape: tuple[int, ...], seed: int, name: str, init: str = "uniform",
+         scale: float = 0.1, fan_in: int | None = None) -> torch.Tensor:
+    """Draw a weight tensor on the CPU (so every device gets the same numbers).
+
+    uniform:  U[-scale, scale]                 (the paper: scale = 0.1)
+    gaussian: N(0, scale^2 / fan_in)           (scale = 1 is the usual 1/sqrt(fan-in))
+    """
+    g = generator(seed, name)
+    if init == "uniform":
+        return (torch.rand(shape, generator=g) * 2 - 1) * scale
+    if init == "gaussian":
+        fan_in = fan_in or shape[-1]
+        return torch.randn(shape, generator=g) * (scale / math.sqrt(fan_in))
+    raise ValueError(f"unknown init {init!r}: use one of {INITS}")
+
+
+class _Random(nn.Module):
+    """Shared bookkeeping: put each tensor in as a parameter or a buffer by ``mode``."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}: use one of {sorted(MODES)}")
+        self.mode = mode
+
+    def _put(self, name: str, tensor: torch.Tensor) -> None:
+        if name in MODES[self.mode]:
+            self.register_parameter(name, nn.Parameter(tensor))
+        else:
+            self.register_buffer(name, tensor)
+
+    def n_trainable(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class RandomMLP(_Random):
+    """One hidden ReLU layer: x (batch, n_in) -> logits (batch, n_out).
+
+    Hidden biases start from the same distribution as the weights (their own generator);
+    no output bias unless ``out_bias``.
+    """
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, mode: str = "bias",
+                 seed: int = 0, init: str = "uniform", scale: float = 0.1,
+                 out_bias: bool = False):
+        super().__init__(mode)
+        self._put("W_in", draw((n_hidden, n_in), seed, "W_in", init, scale))    # (n_hidden, n_in)
+        self._put("b", draw((n_hidden,), seed, "b", "uniform", 0.1))             # (n_hidden,)
+        self._put("W_out", draw((n_out, n_hidden), seed, "W_out", init, scale))  # (n_out, n_hidden)
+        if out_bias:
+            self._put("c", torch.zeros(n_out))
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x @ self.W_in.T + self.b)  # (batch, n_hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.hidden(x) @ self.W_out.T  # (batch, n_out)
+        return y + self.c if hasattr(self, "c") else y
+
+
+class RandomRNN(_Random):
+    """Vanilla ReLU RNN: x (batch, time, n_in) -> y (batch, time, n_out).
+
+    h_t = relu(W_rec h_{t-1} + W_in x_t + b), h_{-1} = h0 (zeros, learned in "full" mode).
+    """
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, mode: str = "bias",
+                 seed: int = 0, init: str = "uniform", scale: float = 0.1,
+                 out_bias: bool = False):
+        super().__init__(mode)
+        self._put("W_in", draw((n_hidden, n_in), seed, "W_in", init, scale))
+        self._put("W_rec", draw((n_hidden, n_hidden), seed, "W_rec", init, scale))
+        self._put("b", draw((n_hidden,), seed, "b", "uniform", 0.1))
+        self._put("W_out", draw((n_out, n_hidden), seed, "W_out", init, scale))
+        self._put("h0", torch.zeros(n_hidden))
+        if out_bias:
+            self._put("c", torch.zeros(n_out))
+
+    def states(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (batch, time, n_hidden); the input drive W_in x_t + b is batched."""
+        drive = x @ self.W_in.T + self.b  # (batch, time, n_hidden)
+        h = self.h0.expand(x.shape[0], -1) if h is None else h
+        out = []
+        for t in range(x.shape[1]):
+            h = torch.relu(h @ self.W_rec.T + drive[:, t])
+            out.append(h)
+        return torch.stack(out, dim=1)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.states(x, h) @ self.W_out.T  # (batch, time, n_out)
+        return y + self.c if hasattr(self, "c") else y

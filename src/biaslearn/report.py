@@ -1,0 +1,62 @@
+"""What the chapters share: collect runs, list what is missing, summarise over seeds, and
+say under every figure which runs it shows (provenance)."""
+from __future__ import annotations
+
+import shlex
+from collections import defaultdict
+
+import numpy as np
+
+from . import results
+
+
+def collect(configs, runner, root=None, compute=False):
+    """[(config, result or None)] for every config; ``runner(config, root=, compute=)``."""
+    return [(c, runner(c, root=root, compute=compute)) for c in configs]
+
+
+def missing(pairs, command: str) -> str:
+    """A note listing runs without results and the one command that computes them."""
+    absent = [c for c, r in pairs if r is None]
+    if not absent:
+        return f"All {len(pairs)} runs are in results/."
+    by = defaultdict(list)
+    for c in absent:
+        by[getattr(c, "dataset", getattr(c, "task", c.experiment))].append(c.seed)
+    lines = [f"{len(absent)} of {len(pairs)} runs have no stored result (not computed on the "
+             f"machine that built this page):"]
+    lines += [f"  {k}: seeds {sorted(set(v))}" for k, v in by.items()]
+    lines += ["Compute them with:", "  " + command]
+    return "\n".join(lines)
+
+
+def summary(values) -> tuple[float, float, int]:
+    """Mean, sample standard deviation (0 for one value) and count."""
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+def provenance(pairs) -> str:
+    """One line for a caption: how many runs, which seeds, which commit(s) and hardware, wall time."""
+    done = [r for _, r in pairs if r is not None]
+    if not done:
+        return "No runs stored."
+    seeds = sorted({r["config"]["seed"] for r in done})
+    commits = sorted({r["provenance"]["git_commit"][:7] for r in done})
+    devices = sorted({f'{r["provenance"]["device"]} ({r["provenance"]["threads"]} threads)' for r in done})
+    wall = sum(r["provenance"]["wall_seconds"] for r in done)
+    return (f"{len(done)} runs, seeds {seeds}; code at commit {', '.join(commits)}; "
+            f"{', '.join(devices)}; {wall / 60:.1f} min of training in all.")
+
+
+def command(preset: str, scale: str, seeds, **lists) -> str:
+    """The shell command that computes a preset's runs."""
+    parts = ["python", "-m", "biaslearn.experiments", preset, "--scale", scale,
+             "--seeds", *map(str, seeds)]
+    for k, v in lists.items():
+        if v:
+            parts += [f"--{k}", *map(str, v)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+__all__ = ["collect", "missing", "summary", "provenance", "command", "results"]

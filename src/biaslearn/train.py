@@ -1,0 +1,203 @@
+"""Training: one frozen config in, metrics and a training curve out.
+
+    Config             the whole description of one feed-forward run (a frozen dataclass)
+    train(config)      trains a RandomMLP and returns metrics, curve, device, arrays
+    run(config)        the same, memoised in results/ (see results.py)
+
+In "bias" mode the input projection W_in x never changes, so it is computed once per data
+set and weight draw (``project``) and the biases are trained over the cached
+pre-activations with a hand-written fused step (``bias_step``) that streams each
+mini-batch through the cache in slices small enough to stay in the CPU cache. The test
+suite checks it against the plain autograd network (same loss, same bias gradient).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+import typing
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data, nets, results
+
+
+@dataclass(frozen=True)
+class Config:
+    experiment: str = "feedforward"  # folder under results/
+    dataset: str = "mnist"           # a name in data.SOURCES, or "synthetic"
+    mode: str = "bias"               # "bias" (hidden biases only), "full", "readout"
+    n_hidden: int = 32_000           # hidden width (units)
+    init: str = "uniform"            # weight law: "uniform" U[-scale, scale]; "gaussian" N(0, scale^2/fan_in)
+    scale: float = 0.1               # see init; the paper: uniform on [-0.1, 0.1]
+    out_bias: bool = False           # the paper's networks have no output bias
+    seed: int = 0                    # draws the weights and the mini-batch order
+    epochs: int = 20                 # passes over the training data
+    batch_size: int = 256            # examples per step
+    optimizer: str = "adam"          # "adam" or "sgd" (momentum 0.9)
+    lr: float = 1e-3                 # learning rate
+    split: str = "test"              # "test": train on all training data, score the test set;
+                                     # "val": hold out val_size training examples and score those
+    val_size: int = 10_000           # examples held out when split == "val"
+    n_train: int = 0                 # use only this many training examples (0: all)
+    cache_dtype: str = "float32"     # bias mode: dtype of the cached projection ("float32", "bfloat16")
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            v, t = getattr(self, f.name), hints[f.name]
+            ok = isinstance(v, t) and not (t is int and isinstance(v, bool))
+            if t is float and isinstance(v, int) and not isinstance(v, bool):
+                ok = True
+            if not ok:
+                raise TypeError(f"Config.{f.name} must be {t.__name__}, got {v!r}")
+        choices = {"mode": tuple(nets.MODES), "init": nets.INITS, "optimizer": ("adam", "sgd"),
+                   "split": ("test", "val"), "cache_dtype": ("float32", "bfloat16")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Config.{name}={getattr(self, name)!r}: use one of {allowed}")
+        if self.n_hidden < 1 or self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError(f"Config needs n_hidden >= 1, epochs >= 0, batch_size >= 1, lr > 0: {self}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown Config keys {sorted(unknown)}")
+        return cls(**d)
+
+
+def split(cfg: Config):
+    """Float tensors (N, 784) in [0, 1] and int64 labels: (x_train, y_train, x_eval, y_eval)."""
+    imgs = data.load(cfg.dataset)
+    x = torch.from_numpy(imgs.x_train.reshape(len(imgs.x_train), -1).astype(np.float32) / 255)
+    y = torch.from_numpy(imgs.y_train)
+    order = torch.randperm(len(x), generator=nets.generator(cfg.seed, "split"))
+    if cfg.split == "val":  # the held-out part of the training data; the test set is not touched
+        if cfg.val_size >= len(x):
+            raise ValueError(f"val_size={cfg.val_size} leaves no training data ({len(x)} examples)")
+        x_ev, y_ev = x[order[:cfg.val_size]], y[order[:cfg.val_size]]
+        order = order[cfg.val_size:]
+    else:
+        x_ev = torch.from_numpy(imgs.x_test.reshape(len(imgs.x_test), -1).astype(np.float32) / 255)
+        y_ev = torch.from_numpy(imgs.y_test)
+    if cfg.n_train:
+        order = order[:cfg.n_train]
+    return x[order], y[order], x_ev, y_ev
+
+
+def project(x: torch.Tensor, W_in: torch.Tensor, dtype=torch.float32, chunk: int = 2048) -> torch.Tensor:
+    """The cached pre-activations P = x W_in^T, (N, n_hidden), computed in row chunks."""
+    P = torch.empty(len(x), W_in.shape[0], dtype=dtype, device=W_in.device)
+    for i in range(0, len(x), chunk):
+        P[i:i + chunk] = (x[i:i + chunk].to(W_in.device) @ W_in.T).to(dtype)
+    return P
+
+
+@torch.no_grad()
+def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Tensor,
+              W_out: torch.Tensor, c: torch.Tensor | None = None, slice_rows: int = 32,
+              work: dict | None = None):
+    """Mean cross-entropy of the batch ``rows`` of the cache P, and its gradient w.r.t. b.
+
+    The same numbers as autograd through relu(P[rows] + b) W_out^T (+ c), without storing
+    the (batch, n_hidden) activations: each slice of rows goes forward and backward while it
+    is in the CPU cache, in preallocated buffers (``work``, reused across calls):
+        d loss / d b_j = (1/B) sum_n [h_nj > 0] sum_k g_nk W_out[k, j],  g = softmax - onehot.
+    """
+    B, H = len(rows), W_out.shape[1]
+    work = {} if work is None else work
+    if work.get("h") is None or work["h"].shape[0] != slice_rows or work["h"].shape[1] != H:
+        work["h"] = torch.empty(slice_rows, H, device=b.device)
+    loss = torch.zeros((), device=b.device)
+    GT = torch.zeros(W_out.shape[0], H, device=b.device)   # (n_out, n_hidden): sum_n g_nk [h_nj > 0]
+    for i in range(0, B, slice_rows):
+        r, yi = rows[i:i + slice_rows], y[i:i + slice_rows]
+        h = work["h"][:len(r)]
+        torch.index_select(P, 0, r, out=h) if P.dtype == h.dtype else h.copy_(P[r])
+        h.add_(b).relu_()                                   # (slice, n_hidden)
+        logits = torch.mm(h, W_out.T)                       # (slice, n_out)
+        if c is not None:
+            logits = logits + c
+        loss += F.cross_entropy(logits, yi, reduction="sum")
+        g = torch.softmax(logits, 1)
+        g[torch.arange(len(yi)), yi] -= 1                   # (slice, n_out)
+        GT.addmm_(g.T, h.sign_())                           # h >= 0, so sign(h) = [h > 0]
+    return loss / B, (GT * W_out).sum(0) / B
+
+
+def _logits(model: nets.RandomMLP, x_or_P: torch.Tensor, cached: bool, chunk: int = 2048):
+    outs = []
+    for i in range(0, len(x_or_P), chunk):
+        z = x_or_P[i:i + chunk].to(model.b.device)
+        h = (z.float() + model.b).relu() if cached else model.hidden(z)
+        y = h @ model.W_out.T
+        outs.append(y + model.c if hasattr(model, "c") else y)
+    return torch.cat(outs)
+
+
+def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
+    """Train one network; returns {"metrics", "curve", "device", "arrays"} (see results.save)."""
+    from tqdm.auto import tqdm
+
+    dev = nets.device(device)
+    x_tr, y_tr, x_ev, y_ev = split(cfg)
+    model = nets.RandomMLP(x_tr.shape[1], cfg.n_hidden, 10, cfg.mode, cfg.seed, cfg.init,
+                           cfg.scale, cfg.out_bias).to(dev)
+    y_tr, y_ev = y_tr.to(dev), y_ev.to(dev)
+    fast = cfg.mode == "bias"
+    t0 = time.perf_counter()
+    if fast:  # the input projection never changes: compute it once
+        dtype = getattr(torch, cfg.cache_dtype)
+        X_tr, X_ev = project(x_tr, model.W_in, dtype), project(x_ev, model.W_in, dtype)
+    else:
+        X_tr, X_ev = x_tr.to(dev), x_ev.to(dev)
+    setup_seconds = time.perf_counter() - t0
+    params = list(model.parameters())
+    opt = (torch.optim.Adam(params, lr=cfg.lr) if cfg.optimizer == "adam"
+           else torch.optim.SGD(params, lr=cfg.lr, momentum=0.9))
+    order_gen = nets.generator(cfg.seed, "order")
+    curve = {"epoch": [], "train_loss": [], "eval_acc": [], "eval_loss": [], "seconds": []}
+
+    def evaluate():
+        with torch.no_grad():
+            logits = _logits(model, X_ev, fast)
+            return (logits.argmax(1) == y_ev).float().mean().item(), F.cross_entropy(logits, y_ev).item()
+
+    n, work = len(X_tr), {}
+    for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.dataset} {cfg.mode} n={cfg.n_hidden} seed={cfg.seed}",
+                      disable=not progress, leave=False):
+        t = time.perf_counter()
+        perm = torch.randperm(n, generator=order_gen).to(dev)
+        total = 0.0
+        for i in range(0, n, cfg.batch_size):
+            rows = perm[i:i + cfg.batch_size]
+            opt.zero_grad(set_to_none=True)
+            if fast:
+                loss, grad_b = bias_step(X_tr, rows, y_tr[rows], model.b, model.W_out,
+                                         getattr(model, "c", None), work=work)
+                model.b.grad = grad_b
+            else:
+                loss = F.cross_entropy(model(X_tr[rows]), y_tr[rows])
+                loss.backward()
+            opt.step()
+            total += loss.item() * len(rows)
+        acc, ev_loss = evaluate()
+        curve["epoch"].append(epoch)
+        curve["train_loss"].append(total / n)
+        curve["eval_acc"].append(acc)
+        curve["eval_loss"].append(ev_loss)
+        curve["seconds"].append(time.perf_counter() - t)
+    acc, ev_loss = evaluate()
+    metrics = {"eval_acc": acc, "eval_loss": ev_loss, "n_trainable": model.n_trainable(),
+               "n_train": n, "n_eval": len(X_ev), "setup_seconds": setup_seconds,
+               "seconds_per_epoch": float(np.mean(curve["seconds"])) if curve["seconds"] else 0.0}
+    arrays = {"b": model.b.detach().cpu().numpy()} if cfg.mode == "bias" else None
+    return {"metrics": metrics, "curve": curve, "device": str(dev), "arrays": arrays}
+
+
+def run(cfg: Config, root=None, compute: bool = True, device: str = "auto", progress: bool = True):
+    """The result of ``cfg`` from results/, trained and stored first if absent and ``compute``."""
+    return results.cached(cfg, lambda c: train(c, device, progress), root, compute)

@@ -1,0 +1,210 @@
+"""The data layer on small files the tests make; the real sets where this machine has them."""
+import gzip
+import hashlib
+import io
+import urllib.request
+
+import numpy as np
+import pytest
+
+from biaslearn import data
+from conftest import idx_bytes
+
+
+def _register(monkeypatch, name, folder, hashes, kind="idx", files=None):
+    files = files or {role: data.File(fname, f"http://example.invalid/{fname}", hashes[role])
+                      for role, fname in data.IDX.items()}
+    monkeypatch.setitem(data.SOURCES, name, data.Source(name.upper(), kind, files, "x", "x"))
+
+
+def _md5(path):
+    return "md5:" + hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_read_idx_round_trip():
+    arr = np.random.default_rng(1).integers(0, 256, (3, 28, 28)).astype(np.uint8)
+    assert np.array_equal(data.read_idx(idx_bytes(arr)), arr)
+    assert np.array_equal(data.read_idx(gzip.compress(idx_bytes(arr))), arr)
+    assert np.array_equal(data.read_idx(idx_bytes(np.arange(5))), np.arange(5))
+
+
+@pytest.mark.parametrize("blob,error", [
+    (b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00", "bad magic"),          # float idx, not uint8
+    (bytes([0, 0, 8, 1, 0, 0, 0, 9]) + b"abc", "header says"),          # truncated data
+    (b"", "bad magic"),
+])
+def test_read_idx_rejects_bad_files(blob, error):
+    with pytest.raises(data.DataError, match=error):
+        data.read_idx(blob)
+
+
+def test_load_verified_local_copy(isolated_data, fake_idx_set, monkeypatch):
+    make, arrays = fake_idx_set
+    folder = make("data/fakeset")
+    _register(monkeypatch, "fakeset", folder, {r: _md5(folder / f) for r, f in data.IDX.items()})
+    imgs = data.load("fakeset")
+    assert imgs.x_train.dtype == np.uint8 and imgs.x_train.shape == (20, 28, 28)
+    assert imgs.y_test.dtype == np.int64
+    assert np.array_equal(imgs.x_test, arrays["x_test"])
+
+
+def test_checksum_mismatch_names_file_and_fix(isolated_data, fake_idx_set, monkeypatch):
+    make, _ = fake_idx_set
+    folder = make("data/fakeset")
+    hashes = {r: _md5(folder / f) for r, f in data.IDX.items()}
+    hashes["x_test"] = "md5:" + "0" * 32
+    _register(monkeypatch, "fakeset", folder, hashes)
+    with pytest.raises(data.DataError) as e:
+        data.load("fakeset")
+    msg = str(e.value)
+    assert "t10k-images-idx3-ubyte.gz" in msg and "corrupt" in msg and "FAKESET" in msg
+    assert str(folder / "t10k-images-idx3-ubyte.gz") in msg and "download" in msg
+
+
+def test_missing_file_names_every_place_searched(isolated_data, monkeypatch):
+    _register(monkeypatch, "fakeset", None, {r: "md5:" + "0" * 32 for r in data.IDX})
+    with pytest.raises(data.DataError) as e:
+        data.load("fakeset")
+    msg = str(e.value)
+    assert "was not found" in msg and "train-images-idx3-ubyte.gz" in msg
+    for place in data.search_path():
+        assert str(place / "fakeset") in msg
+    assert "python -m biaslearn.data download fakeset" in msg
+
+
+def test_unknown_dataset():
+    with pytest.raises(data.DataError, match="unknown data set 'mnsit'"):
+        data.load("mnsit")
+
+
+def test_content_md5_accepts_recompressed_copy(isolated_data, monkeypatch, tmp_path):
+    raw = idx_bytes(np.arange(10) % 10)
+    path = tmp_path / "data" / "fakeset" / "t10k-labels-idx1-ubyte.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(raw, mtime=1))
+    f = data.File(path.name, "", "md5:" + "1" * 32, content_md5=hashlib.md5(raw).hexdigest())
+    assert data._check(path, f, path.read_bytes())
+    assert not data._check(path, data.File(path.name, "", "md5:" + "1" * 32), path.read_bytes())
+
+
+class _FakeResponse(io.BytesIO):
+    """A urlopen() response that serves ``payload`` and may die half-way."""
+
+    def __init__(self, payload, fail_after=None):
+        super().__init__(payload)
+        self.headers = {"Content-Length": str(len(payload))}
+        self.fail_after = fail_after
+
+    def read(self, n=-1):
+        if self.fail_after is not None and self.tell() >= self.fail_after:
+            raise ConnectionResetError("connection lost")
+        return super().read(min(n, 7) if n > 0 else n)
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def _serve(monkeypatch, payloads, fail_after=None):
+    monkeypatch.setattr(urllib.request, "urlopen",
+                        lambda url, timeout=None: _FakeResponse(payloads[url.rsplit("/", 1)[1]], fail_after))
+
+
+def test_download_verifies_then_moves_into_place(isolated_data, monkeypatch, tmp_path):
+    payloads = {f: gzip.compress(idx_bytes(np.full((2, 28, 28), i))) for i, f in enumerate(data.IDX.values())}
+    payloads.update({f: gzip.compress(idx_bytes(np.array([1, 2]))) for f in data.IDX.values() if "labels" in f})
+    hashes = {r: "md5:" + hashlib.md5(payloads[f]).hexdigest() for r, f in data.IDX.items()}
+    _register(monkeypatch, "fakeset", None, hashes)
+    _serve(monkeypatch, payloads)
+    folder = data.download("fakeset", root=tmp_path / "cache" / "biaslearn", progress=False)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(data.IDX.values())
+    assert data.load("fakeset").x_train.shape == (2, 28, 28)
+
+
+def test_interrupted_download_leaves_nothing(isolated_data, monkeypatch, tmp_path):
+    payloads = {f: gzip.compress(idx_bytes(np.zeros((2, 28, 28)))) for f in data.IDX.values()}
+    _register(monkeypatch, "fakeset", None, {r: "md5:" + hashlib.md5(payloads[f]).hexdigest()
+                                             for r, f in data.IDX.items()})
+    _serve(monkeypatch, payloads, fail_after=20)
+    root = tmp_path / "cache" / "biaslearn"
+    with pytest.raises(ConnectionResetError):
+        data.download("fakeset", root=root, progress=False)
+    assert list((root / "fakeset").iterdir()) == []
+
+
+def test_corrupt_download_is_not_kept(isolated_data, monkeypatch, tmp_path):
+    payloads = {f: b"not the published bytes" for f in data.IDX.values()}
+    _register(monkeypatch, "fakeset", None, {r: "md5:" + "0" * 32 for r in data.IDX})
+    _serve(monkeypatch, payloads)
+    root = tmp_path / "cache" / "biaslearn"
+    with pytest.raises(data.DataError, match="does not match its checksum"):
+        data.download("fakeset", root=root, progress=False)
+    assert list((root / "fakeset").iterdir()) == []
+
+
+@pytest.mark.parametrize("scale", [1.0, 255.0])
+def test_afro_mnist_conversion(scale):
+    rng = np.random.default_rng(0)
+    ints = rng.integers(0, 256, (4, 784))
+    out = data.afro_images(ints.astype(np.float64) / 255.0 * scale)
+    assert out.dtype == np.uint8 and out.shape == (4, 28, 28)
+    assert np.array_equal(out.reshape(4, -1), ints)
+
+
+@pytest.mark.parametrize("arr,error", [
+    (np.full((2, 784), -3.0), "span"),
+    (np.full((2, 784), 300.0), "span"),
+    (np.zeros((2, 28, 28)), "shape"),
+])
+def test_afro_mnist_rejects_bad_arrays(arr, error):
+    with pytest.raises(data.DataError, match=error):
+        data.afro_images(arr)
+
+
+def test_afro_mnist_files_load_from_npy(isolated_data, monkeypatch, tmp_path):
+    folder = tmp_path / "data" / "afroset"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.random((6, 784)), "y_train": np.arange(6), "x_test": rng.random((3, 784)),
+              "y_test": np.arange(3)}
+    files = {}
+    for role, a in arrays.items():
+        p = folder / f"Afro_{role}.npy"
+        np.save(p, a)
+        files[role] = data.File(p.name, "", "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest())
+    _register(monkeypatch, "afroset", folder, None, kind="npy", files=files)
+    imgs = data.load("afroset")
+    assert imgs.x_train.shape == (6, 28, 28) and imgs.x_train.dtype == np.uint8
+    assert imgs.y_train.dtype == np.int64
+
+
+def test_synthetic_is_deterministic_and_ten_class():
+    a, b = data.synthetic(), data.synthetic()
+    assert np.array_equal(a.x_train, b.x_train)
+    assert set(np.unique(a.y_train)) == set(range(10))
+
+
+def test_registry_covers_the_papers_seven_tasks():
+    assert len(data.PAPER_TASKS) == 7 and set(data.PAPER_TASKS) <= set(data.SOURCES)
+    for name, src in data.SOURCES.items():
+        assert set(src.files) == set(data.IDX)
+        for f in src.files.values():
+            kind, digest = f.hash.split(":")
+            assert kind in ("md5", "sha256", "gitsha1") and int(digest, 16) >= 0
+            assert f.url.startswith("http")
+
+
+def _real(name):
+    if not data.available(name):
+        pytest.skip(f"{name} not on this machine (searched {[str(p) for p in data.search_path()]}); "
+                    "CI has it via ../shared/data or Debian's dataset-fashion-mnist")
+    return data.load(name)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_real_dataset_shapes_and_classes(name):
+    imgs = _real(name)
+    assert imgs.x_train.shape == (60000, 28, 28) and imgs.x_test.shape == (10000, 28, 28)
+    assert imgs.x_train.dtype == np.uint8 and imgs.y_train.dtype == np.int64
+    assert np.bincount(imgs.y_test).tolist() == ([1000] * 10 if name == "fashion_mnist" else
+                                                 [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+    assert np.bincount(imgs.y_train).min() > 5000

@@ -1,0 +1,101 @@
+"""The networks: what is learned, what is frozen, how weights are drawn, and the fast path."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from biaslearn import nets, train
+
+
+@pytest.mark.parametrize("mode,expected", [("bias", 300), ("readout", 3000), ("full", 50 * 300 + 300 + 3000)])
+def test_trainable_parameter_count(mode, expected):
+    assert nets.RandomMLP(50, 300, 10, mode).n_trainable() == expected
+
+
+def test_bias_mode_learns_only_hidden_biases():
+    model = nets.RandomMLP(20, 64, 10, "bias", seed=3)
+    assert [n for n, _ in model.named_parameters()] == ["b"]
+    frozen = {k: v.clone() for k, v in model.named_buffers()}
+    b0 = model.b.detach().clone()
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    x, y = torch.rand(128, 20), torch.randint(0, 10, (128,))
+    for _ in range(20):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    for k, v in model.named_buffers():
+        assert torch.equal(v, frozen[k]), f"{k} changed during bias-only training"
+    assert not torch.equal(model.b, b0)
+
+
+def test_rnn_bias_mode_learns_only_biases():
+    rnn = nets.RandomRNN(3, 40, 2, "bias")
+    assert [n for n, _ in rnn.named_parameters()] == ["b"]
+    assert rnn.n_trainable() == 40
+    assert rnn(torch.rand(5, 7, 3)).shape == (5, 7, 2)
+
+
+def test_rnn_matches_step_by_step_equation():
+    rnn = nets.RandomRNN(2, 16, 1, "full", seed=1)
+    x = torch.rand(3, 6, 2)
+    h = torch.zeros(3, 16)
+    for t in range(6):
+        h = torch.relu(h @ rnn.W_rec.T + x[:, t] @ rnn.W_in.T + rnn.b)
+    assert torch.allclose(rnn(x)[:, -1], h @ rnn.W_out.T, atol=1e-6)
+
+
+def test_weights_are_seeded_uniform_and_independent_per_tensor():
+    a, b = nets.RandomMLP(784, 500, 10, seed=0), nets.RandomMLP(784, 500, 10, seed=0)
+    assert torch.equal(a.W_in, b.W_in) and torch.equal(a.W_out, b.W_out)
+    assert not torch.equal(a.W_in, nets.RandomMLP(784, 500, 10, seed=1).W_in)
+    assert a.W_in.abs().max() <= 0.1 and a.W_in.abs().max() > 0.099
+    assert abs(a.W_in.mean().item()) < 2e-3
+    # adding an output bias draws nothing new from the other tensors' streams
+    assert torch.equal(nets.RandomMLP(784, 500, 10, seed=0, out_bias=True).W_in, a.W_in)
+
+
+def test_gaussian_init_scale():
+    w = nets.draw((2000, 400), 0, "W_in", "gaussian", 1.0)
+    assert abs(w.std().item() - 1 / 20) < 1e-3
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    (dict(mode="weights"), "unknown mode"),
+    (dict(init="cauchy"), "unknown init"),
+])
+def test_bad_network_arguments(kwargs, error):
+    with pytest.raises(ValueError, match=error):
+        nets.RandomMLP(4, 4, 2, **kwargs)
+
+
+def test_device_default_is_cpu_without_cuda():
+    assert nets.device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert nets.device("cpu").type == "cpu"
+
+
+@pytest.mark.parametrize("out_bias", [False, True])
+@pytest.mark.parametrize("slice_rows", [1, 7, 32])
+def test_fast_path_equals_autograd(out_bias, slice_rows):
+    """The fused cached-projection step gives the same loss and bias gradient as autograd."""
+    model = nets.RandomMLP(30, 200, 10, "bias", seed=2, out_bias=out_bias)
+    x, y = torch.rand(90, 30), torch.randint(0, 10, (90,))
+    P = train.project(x, model.W_in)
+    rows = torch.randperm(90, generator=torch.Generator().manual_seed(0))[:64]
+    loss, grad = train.bias_step(P, rows, y[rows], model.b, model.W_out,
+                                 getattr(model, "c", None), slice_rows=slice_rows)
+    ref = F.cross_entropy(model(x[rows]), y[rows])
+    ref.backward()
+    assert abs(loss.item() - ref.item()) < 1e-6
+    torch.testing.assert_close(grad, model.b.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_fast_path_bfloat16_cache_is_close():
+    model = nets.RandomMLP(30, 200, 10, "bias", seed=2)
+    x, y = torch.rand(64, 30), torch.randint(0, 10, (64,))
+    rows = torch.arange(64)
+    l32, g32 = train.bias_step(train.project(x, model.W_in), rows, y, model.b, model.W_out)
+    l16, g16 = train.bias_step(train.project(x, model.W_in, torch.bfloat16), rows, y, model.b, model.W_out)
+    assert abs(l32.item() - l16.item()) < 1e-2
+    # a unit whose pre-activation sits at 0 may flip under rounding: compare whole vectors
+    assert (g32 - g16).norm() < 0.05 * g32.norm()

@@ -1,0 +1,110 @@
+"""The results cache: keys, atomic writes, loading instead of recomputing, clear errors."""
+import dataclasses
+import json
+import os
+
+import pytest
+
+from biaslearn import results, train
+from biaslearn.train import Config
+
+QUICK = Config(dataset="synthetic", n_hidden=64, epochs=1, n_train=300, split="test")
+
+
+def _fake_run(calls):
+    def fn(cfg):
+        calls.append(cfg)
+        return {"metrics": {"eval_acc": 0.5}, "curve": {"epoch": [1]}, "device": "cpu",
+                "arrays": {"b": [1.0, 2.0]}}
+    return fn
+
+
+OTHER = {"experiment": "other", "dataset": "mnist", "mode": "full", "n_hidden": 65, "init": "gaussian",
+         "scale": 0.2, "out_bias": True, "seed": 1, "epochs": 2, "batch_size": 128, "optimizer": "sgd",
+         "lr": 0.01, "split": "val", "val_size": 100, "n_train": 301, "cache_dtype": "bfloat16"}
+
+
+def test_key_depends_on_every_field_and_schema(monkeypatch):
+    k = results.key(QUICK)
+    assert results.key(dataclasses.replace(QUICK)) == k
+    assert set(OTHER) == {f.name for f in dataclasses.fields(Config)}
+    for name, value in OTHER.items():
+        assert results.key(dataclasses.replace(QUICK, **{name: value})) != k, name
+    monkeypatch.setattr(results, "SCHEMA", results.SCHEMA + 1)
+    assert results.key(QUICK) != k
+
+
+def test_cached_computes_once_then_loads(tmp_path):
+    calls = []
+    r1 = results.cached(QUICK, _fake_run(calls), tmp_path)
+    r2 = results.cached(QUICK, _fake_run(calls), tmp_path)
+    assert len(calls) == 1
+    assert r1["metrics"] == r2["metrics"] == {"eval_acc": 0.5}
+    assert r2["arrays"]["b"].tolist() == [1.0, 2.0]
+    stored = json.loads(results.path(QUICK, tmp_path).read_text())
+    assert set(stored) == {"config", "metrics", "curve", "provenance"}
+    prov = stored["provenance"]
+    assert {"git_commit", "torch", "numpy", "device", "wall_seconds"} <= set(prov)
+    assert results.path(QUICK, tmp_path).parent.name == "feedforward"
+
+
+def test_not_computing_returns_none(tmp_path):
+    calls = []
+    assert results.cached(QUICK, _fake_run(calls), tmp_path, compute=False) is None
+    assert calls == []
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"config": 1}', "[]"])
+def test_corrupt_result_names_the_file(tmp_path, content):
+    p = results.path(QUICK, tmp_path)
+    p.parent.mkdir(parents=True)
+    p.write_text(content)
+    with pytest.raises(results.ResultError, match=str(p)):
+        results.load(QUICK, tmp_path)
+
+
+def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(KeyboardInterrupt):
+        results.cached(QUICK, _fake_run([]), tmp_path)
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert leftovers == [], leftovers
+    assert results.load(QUICK, tmp_path) is None
+
+
+def test_training_run_end_to_end(tmp_path):
+    """The real entry point on tiny synthetic data: learns, and stores its biases."""
+    cfg = dataclasses.replace(QUICK, epochs=3, n_hidden=256, lr=1e-2, n_train=2000, batch_size=32)
+    r = train.run(cfg, root=tmp_path, progress=False)
+    assert r["metrics"]["eval_acc"] > 0.5  # chance is 0.1
+    assert r["metrics"]["n_trainable"] == 256
+    assert len(r["curve"]["eval_acc"]) == 3
+    assert r["arrays"]["b"].shape == (256,)
+    assert train.run(cfg, root=tmp_path, compute=False)["metrics"] == r["metrics"]
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    (dict(mode="weights"), ValueError), (dict(n_hidden="32000"), TypeError),
+    (dict(split="train"), ValueError), (dict(epochs=True), TypeError), (dict(lr=0.0), ValueError),
+])
+def test_bad_config(kwargs, error):
+    with pytest.raises(error):
+        Config(**kwargs)
+
+
+def test_unknown_config_key():
+    with pytest.raises(TypeError, match="unknown Config keys"):
+        Config.from_dict({"widht": 3})
+
+
+def test_validation_split_never_touches_test_set(monkeypatch):
+    from biaslearn import data
+    imgs = data.synthetic()
+    seen = []
+    monkeypatch.setattr(data, "load", lambda name: seen.append(name) or imgs)
+    x_tr, y_tr, x_ev, y_ev = train.split(dataclasses.replace(QUICK, split="val", val_size=500, n_train=0))
+    assert len(x_ev) == 500 and len(x_tr) == len(imgs.x_train) - 500
+    rows = {tuple(r) for r in (x_tr * 255).round().to(int).tolist()[:50]}
+    assert not rows & {tuple(r) for r in (x_ev * 255).round().to(int).tolist()}
