@@ -44,7 +44,9 @@ def feedforward(scale: str = "paper", seeds=range(5), datasets=PAPER_TASKS,
             for d in datasets for m in modes for s in seeds]
 
 
-PRESETS = {"feedforward": feedforward, "feedforward_selection": feedforward_selection}
+# name -> (function(scale, seeds=..., ...) -> configs, runner(config, root=, compute=, device=)).
+# Chapters with their own config type register their presets here too.
+PRESETS = {"feedforward": (feedforward, run), "feedforward_selection": (feedforward_selection, run)}
 
 
 def main(argv=None):
@@ -59,11 +61,10 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     a = ap.parse_args(argv)
     kw = {k: v for k, v in dict(seeds=a.seeds, datasets=a.datasets, modes=a.modes).items() if v}
-    configs = PRESETS[a.preset](a.scale, **kw)
-    for cfg in tqdm(configs, desc=a.preset):
-        r = run(cfg, device=a.device)
-        tqdm.write(f"{cfg.dataset} {cfg.mode} lr={cfg.lr} seed={cfg.seed}: "
-                   f"acc {r['metrics']['eval_acc']:.4f}, {r['provenance']['wall_seconds']:.0f} s")
+    make, runner = PRESETS[a.preset]
+    for cfg in tqdm(make(a.scale, **kw), desc=a.preset):
+        r = runner(cfg, device=a.device)
+        tqdm.write(f"{cfg}: {r['metrics']}, {r['provenance']['wall_seconds']:.0f} s")
 
 
 if __name__ == "__main__":
