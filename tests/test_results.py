@@ -108,3 +108,26 @@ def test_validation_split_never_touches_test_set(monkeypatch):
     assert len(x_ev) == 500 and len(x_tr) == len(imgs.x_train) - 500
     rows = {tuple(r) for r in (x_tr * 255).round().to(int).tolist()[:50]}
     assert not rows & {tuple(r) for r in (x_ev * 255).round().to(int).tolist()}
+
+
+def test_swapping_biases_serves_each_task_from_one_network(tmp_path, monkeypatch):
+    """Two tasks, one set of frozen weights: each task's biases score its own test set, and the
+    swap result matches the accuracy each run measured on its own."""
+    from biaslearn import data
+    other = data.synthetic(seed=1)  # a second task: different class prototypes
+    monkeypatch.setattr(data, "load", lambda name: other if name == "mnist" else data.synthetic())
+    runs = tuple(dataclasses.replace(QUICK, dataset=d, epochs=3, n_hidden=256, lr=1e-2, n_train=2000,
+                                     batch_size=32) for d in ("synthetic", "mnist"))
+    own = {c.dataset: train.run(c, root=tmp_path, progress=False)["metrics"]["eval_acc"] for c in runs}
+    r = train.run_swap(train.SwapConfig(runs=runs, seed=0), root=tmp_path)
+    acc = r["metrics"]["accuracy"]
+    for d in own:
+        assert abs(acc[f"{d}->{d}"] - own[d]) < 1e-6
+    assert acc["mnist->synthetic"] < own["synthetic"] - 0.2  # the biases carry the task
+    assert 0 <= r["metrics"]["silenced_fraction"]["synthetic"] < 1
+    assert train.run_swap(train.SwapConfig(runs=runs, seed=0), root=tmp_path, compute=False) is not None
+
+
+def test_swap_config_rejects_mixed_weights():
+    with pytest.raises(ValueError, match="sharing one seed"):
+        train.SwapConfig(runs=(QUICK, dataclasses.replace(QUICK, seed=1)), seed=0)

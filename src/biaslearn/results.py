@@ -37,7 +37,9 @@ def results_dir(path: str | os.PathLike | None = None) -> Path:
 
 
 def canonical(config) -> dict:
-    return {"schema": SCHEMA, "type": type(config).__name__, **dataclasses.asdict(config)}
+    """The config as plain JSON data (tuples become lists), with the schema and the type name."""
+    d = {"schema": SCHEMA, "type": type(config).__name__, **dataclasses.asdict(config)}
+    return json.loads(json.dumps(d, sort_keys=True))
 
 
 def key(config) -> str:

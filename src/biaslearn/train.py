@@ -121,20 +121,33 @@ def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Ten
         logits = torch.mm(h, W_out.T)                       # (slice, n_out)
         if c is not None:
             logits = logits + c
-        loss += F.cross_entropy(logits, yi, reduction="sum")
-        g = torch.softmax(logits, 1)
-        g[torch.arange(len(yi)), yi] -= 1                   # (slice, n_out)
+        logp = torch.log_softmax(logits, 1)                 # (slice, n_out)
+        picked = logp.gather(1, yi[:, None])
+        loss -= picked.sum()
+        g = logp.exp_().scatter_add_(1, yi[:, None], torch.full_like(picked, -1.0))  # softmax - onehot
         GT.addmm_(g.T, h.sign_())                           # h >= 0, so sign(h) = [h > 0]
     return loss / B, (GT * W_out).sum(0) / B
 
 
+@torch.no_grad()
+def cached_logits(P: torch.Tensor, b: torch.Tensor, W_out: torch.Tensor, c: torch.Tensor | None = None,
+                  slice_rows: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, n_out) of every row of the cache P, and which units were ever active (n_hidden,)."""
+    h = torch.empty(min(slice_rows, len(P)), W_out.shape[1], device=b.device)
+    logits, active = [], torch.zeros(W_out.shape[1], dtype=torch.bool, device=b.device)
+    for i in range(0, len(P), slice_rows):
+        hi = h[:len(P[i:i + slice_rows])]
+        hi.copy_(P[i:i + slice_rows]).add_(b).relu_()      # (slice, n_hidden)
+        y = hi @ W_out.T
+        logits.append(y + c if c is not None else y)
+        active |= (hi > 0).any(0)
+    return torch.cat(logits), active
+
+
 def _logits(model: nets.RandomMLP, x_or_P: torch.Tensor, cached: bool, chunk: int = 2048):
-    outs = []
-    for i in range(0, len(x_or_P), chunk):
-        z = x_or_P[i:i + chunk].to(model.b.device)
-        h = (z.float() + model.b).relu() if cached else model.hidden(z)
-        y = h @ model.W_out.T
-        outs.append(y + model.c if hasattr(model, "c") else y)
+    if cached:
+        return cached_logits(x_or_P, model.b, model.W_out, getattr(model, "c", None))[0]
+    outs = [model(x_or_P[i:i + chunk].to(model.b.device)) for i in range(0, len(x_or_P), chunk)]
     return torch.cat(outs)
 
 
@@ -201,3 +214,49 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
 def run(cfg: Config, root=None, compute: bool = True, device: str = "auto", progress: bool = True):
     """The result of ``cfg`` from results/, trained and stored first if absent and ``compute``."""
     return results.cached(cfg, lambda c: train(c, device, progress), root, compute)
+
+
+# --- One network, many tasks: swap the bias vector ------------------------------------------
+
+@dataclass(frozen=True)
+class SwapConfig:
+    """Evaluate every task's learned biases in one network (the bias-only runs of ``runs``)."""
+    runs: tuple                      # bias-only Configs of one seed, one per task (same weights)
+    experiment: str = "feedforward_swap"
+    seed: int = 0                    # the seed of every run in ``runs`` (it draws the shared weights)
+
+    def __post_init__(self):
+        keys = {(c.seed, c.n_hidden, c.init, c.scale, c.out_bias, c.mode) for c in self.runs}
+        if len(keys) != 1 or next(iter(keys))[0] != self.seed or self.runs[0].mode != "bias":
+            raise ValueError("SwapConfig.runs must be bias-only runs sharing one seed and architecture")
+
+
+def swap(cfg: SwapConfig, device: str = "auto", root=None) -> dict:
+    """Load each task's learned b into ONE network; score every (bias vector, test set) pair and
+    count, per task, the units never active on its test set (silenced by the learned biases)."""
+    dev = nets.device(device)
+    first = cfg.runs[0]
+    biases = {}
+    for c in cfg.runs:
+        r = run(c, root=root, compute=False)
+        if r is None:
+            raise FileNotFoundError(f"the bias-only run {c} is not in results/: compute it first")
+        biases[c.dataset] = torch.from_numpy(r["arrays"]["b"]).to(dev)
+    model = nets.RandomMLP(784, first.n_hidden, 10, "bias", first.seed, first.init, first.scale,
+                           first.out_bias).to(dev)
+    acc, silenced = {}, {}
+    for c in cfg.runs:  # each task's test set, projected once through the shared W_in
+        _, _, x_ev, y_ev = split(c)
+        P = project(x_ev, model.W_in)
+        for name, b in biases.items():
+            model.b.data.copy_(b)  # swap in another task's biases: nothing else changes
+            logits, active = cached_logits(P, model.b, model.W_out, getattr(model, "c", None))
+            acc[f"{name}->{c.dataset}"] = (logits.argmax(1).cpu() == y_ev).float().mean().item()
+            if name == c.dataset:
+                silenced[c.dataset] = 1 - active.float().mean().item()
+    return {"metrics": {"accuracy": acc, "silenced_fraction": silenced}, "curve": {},
+            "device": str(dev)}
+
+
+def run_swap(cfg: SwapConfig, root=None, compute: bool = True, device: str = "auto"):
+    return results.cached(cfg, lambda c: swap(c, device, root), root, compute)
