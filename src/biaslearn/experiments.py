@@ -44,9 +44,16 @@ def feedforward(scale: str = "paper", seeds=range(5), datasets=PAPER_TASKS,
             for d in datasets for m in modes for s in seeds]
 
 
+def feedforward_bf16(scale: str = "paper", seeds=range(5), datasets=("mnist",)) -> list[Config]:
+    """Bias-only runs with a bfloat16 cache, to compare with the float32 runs of the same seeds."""
+    return [dataclasses.replace(c, cache_dtype="bfloat16")
+            for c in feedforward(scale, seeds, datasets, modes=("bias",))]
+
+
 # name -> (function(scale, seeds=..., ...) -> configs, runner(config, root=, compute=, device=)).
 # Chapters with their own config type register their presets here too.
-PRESETS = {"feedforward": (feedforward, run), "feedforward_selection": (feedforward_selection, run)}
+PRESETS = {"feedforward": (feedforward, run), "feedforward_selection": (feedforward_selection, run),
+           "feedforward_bf16": (feedforward_bf16, run)}
 
 
 def main(argv=None):
