@@ -104,29 +104,28 @@ def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Ten
 
     The same numbers as autograd through relu(P[rows] + b) W_out^T (+ c), without storing
     the (batch, n_hidden) activations: each slice of rows goes forward and backward while it
-    is in the CPU cache, in preallocated buffers (``work``, reused across calls):
+    is in the CPU cache, in a preallocated buffer (``work``, reused across calls):
         d loss / d b_j = (1/B) sum_n [h_nj > 0] sum_k g_nk W_out[k, j],  g = softmax - onehot.
     """
-    B, H = len(rows), W_out.shape[1]
+    B, (K, H) = len(rows), W_out.shape
     work = {} if work is None else work
-    if work.get("h") is None or work["h"].shape[0] != slice_rows or work["h"].shape[1] != H:
+    if work.get("h") is None or work["h"].shape != (slice_rows, H) or work["h"].device != b.device:
         work["h"] = torch.empty(slice_rows, H, device=b.device)
-    loss = torch.zeros((), device=b.device)
-    GT = torch.zeros(W_out.shape[0], H, device=b.device)   # (n_out, n_hidden): sum_n g_nk [h_nj > 0]
+    logits = torch.empty(B, K, device=b.device)
+    onehot = F.one_hot(y, K).to(logits.dtype)
+    GT = torch.zeros(K, H, device=b.device)                 # (n_out, n_hidden): sum_n g_nk [h_nj > 0]
     for i in range(0, B, slice_rows):
-        r, yi = rows[i:i + slice_rows], y[i:i + slice_rows]
+        r = rows[i:i + slice_rows]
         h = work["h"][:len(r)]
         torch.index_select(P, 0, r, out=h) if P.dtype == h.dtype else h.copy_(P[r])
         h.add_(b).relu_()                                   # (slice, n_hidden)
-        logits = torch.mm(h, W_out.T)                       # (slice, n_out)
+        L = logits[i:i + slice_rows]
+        torch.mm(h, W_out.T, out=L)                         # (slice, n_out)
         if c is not None:
-            logits = logits + c
-        logp = torch.log_softmax(logits, 1)                 # (slice, n_out)
-        picked = logp.gather(1, yi[:, None])
-        loss -= picked.sum()
-        g = logp.exp_().scatter_add_(1, yi[:, None], torch.full_like(picked, -1.0))  # softmax - onehot
+            L += c
+        g = torch.softmax(L, 1).sub_(onehot[i:i + slice_rows])
         GT.addmm_(g.T, h.sign_())                           # h >= 0, so sign(h) = [h > 0]
-    return loss / B, (GT * W_out).sum(0) / B
+    return F.cross_entropy(logits, y), (GT * W_out).sum(0) / B
 
 
 @torch.no_grad()
