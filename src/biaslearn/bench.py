@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -103,7 +102,7 @@ def main(argv=None):
     by = {r["variant"]: r for r in rows}
     report = {"shape": {"n": a.n, "d": D, "hidden": H, "classes": K, "batch": BATCH}, "variants": rows,
               "load_average_at_start": load,
-              "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+              "machine": {"cpu": results.cpu_name(), "cores": os.cpu_count(),
                           "threads": torch.get_num_threads(), "device": str(nets.device()),
                           "torch": torch.__version__},
               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -105,6 +105,17 @@ def save(config, metrics: dict, curve: dict, wall_seconds: float, device: str,
     return result
 
 
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo on Linux), else what the platform module says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def provenance(wall_seconds: float, device: str) -> dict:
     import torch
 
@@ -122,7 +133,7 @@ def provenance(wall_seconds: float, device: str) -> dict:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "device": device,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "threads": torch.get_num_threads(),
         "wall_seconds": round(wall_seconds, 2),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
