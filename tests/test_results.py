@@ -131,3 +131,7 @@ def test_swapping_biases_serves_each_task_from_one_network(tmp_path, monkeypatch
 def test_swap_config_rejects_mixed_weights():
     with pytest.raises(ValueError, match="sharing one seed"):
         train.SwapConfig(runs=(QUICK, dataclasses.replace(QUICK, seed=1)), seed=0)
+
+
+def test_int_and_float_give_the_same_key():
+    assert results.key(dataclasses.replace(QUICK, scale=1)) == results.key(dataclasses.replace(QUICK, scale=1.0))

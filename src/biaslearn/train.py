@@ -50,6 +50,7 @@ class Config:
             v, t = getattr(self, f.name), hints[f.name]
             ok = isinstance(v, t) and not (t is int and isinstance(v, bool))
             if t is float and isinstance(v, int) and not isinstance(v, bool):
+                object.__setattr__(self, f.name, float(v))  # so 1 and 1.0 give the same key
                 ok = True
             if not ok:
                 raise TypeError(f"Config.{f.name} must be {t.__name__}, got {v!r}")
