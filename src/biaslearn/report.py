@@ -22,7 +22,8 @@ def missing(pairs, command: str) -> str:
         return f"All {len(pairs)} runs are in results/."
     by = defaultdict(list)
     for c in absent:
-        by[getattr(c, "dataset", getattr(c, "task", c.experiment))].append(c.seed)
+        what = getattr(c, "dataset", getattr(c, "task", c.experiment))
+        by[f"{what} {c.mode}" if hasattr(c, "mode") else what].append(c.seed)
     lines = [f"{len(absent)} of {len(pairs)} runs have no stored result (not computed on the "
              f"machine that built this page):"]
     lines += [f"  {k}: seeds {sorted(set(v))}" for k, v in by.items()]

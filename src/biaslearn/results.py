@@ -90,7 +90,7 @@ def load(config, root=None) -> dict | None:
 
 
 def save(config, metrics: dict, curve: dict, wall_seconds: float, device: str,
-         arrays: dict | None = None, root=None) -> dict:
+         arrays: dict | None = None, root=None, code: dict | None = None) -> dict:
     """Store a result atomically (arrays first, so a JSON never points at missing arrays)."""
     p = path(config, root)
     if arrays:
@@ -98,7 +98,7 @@ def save(config, metrics: dict, curve: dict, wall_seconds: float, device: str,
         np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
         _atomic_write(p.with_suffix(".npz"), buf.getvalue())
     result = {"config": canonical(config), "metrics": metrics, "curve": curve,
-              "provenance": provenance(wall_seconds, device)}
+              "provenance": {**provenance(wall_seconds, device), **(code or {})}}
     _atomic_write(p, (json.dumps(result, indent=1, sort_keys=True) + "\n").encode())
     if arrays:
         result["arrays"] = {k: np.asarray(v) for k, v in arrays.items()}
@@ -116,9 +116,8 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def provenance(wall_seconds: float, device: str) -> dict:
-    import torch
-
+def code_version() -> dict:
+    """The git commit of the code, and whether src/ had uncommitted changes (taken when a run starts)."""
     def git(*args):
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
@@ -126,9 +125,15 @@ def provenance(wall_seconds: float, device: str) -> dict:
         except (OSError, subprocess.SubprocessError):
             return ""
 
+    return {"git_commit": git("rev-parse", "HEAD") or "unknown",
+            "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", "src"))}
+
+
+def provenance(wall_seconds: float, device: str) -> dict:
+    import torch
+
     return {
-        "git_commit": git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", "src")),
+        **code_version(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -149,7 +154,7 @@ def cached(config, fn, root=None, compute: bool = True) -> dict | None:
     result = load(config, root)
     if result is not None or not compute:
         return result
-    t0 = time.perf_counter()
+    code, t0 = code_version(), time.perf_counter()
     out = fn(config)
     return save(config, out["metrics"], out["curve"], time.perf_counter() - t0, out["device"],
-                out.get("arrays"), root)
+                out.get("arrays"), root, code)
