@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 
 from .data import PAPER_TASKS
-from .train import Config, run
+from .train import Config, SwapConfig, run, run_swap
 
 # "paper": the paper's shape. "quick": a tiny version for smoke tests and laptops.
 SCALES = {
@@ -52,10 +52,15 @@ def feedforward_bf16(scale: str = "paper", seeds=range(5), datasets=("mnist",)) 
             for c in feedforward(scale, seeds, datasets, modes=("bias",))]
 
 
+def feedforward_swap(scale: str = "paper", seeds=range(5), datasets=("mnist", "fashion_mnist")) -> list[SwapConfig]:
+    """One network per seed, every task's learned biases swapped in (needs the bias-only runs)."""
+    return [SwapConfig(runs=tuple(feedforward(scale, [s], datasets, modes=("bias",))), seed=s) for s in seeds]
+
+
 # name -> (function(scale, seeds=..., ...) -> configs, runner(config, root=, compute=, device=)).
 # Chapters with their own config type register their presets here too.
 PRESETS = {"feedforward": (feedforward, run), "feedforward_selection": (feedforward_selection, run),
-           "feedforward_bf16": (feedforward_bf16, run)}
+           "feedforward_bf16": (feedforward_bf16, run), "feedforward_swap": (feedforward_swap, run_swap)}
 
 
 def main(argv=None):
