@@ -83,3 +83,9 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+# Theory chapter (its own config type).
+from . import theory as _theory  # noqa: E402
+
+PRESETS["theory_matching"] = (_theory.matching, _theory.run)
+PRESETS["theory_gradient"] = (_theory.gradient, _theory.run)
