@@ -1,0 +1,143 @@
+"""The claims ledger: the verdict rules on small fake results, and the book's intro page agrees
+with what the ledger computes from results/ (so a stale page, or a hand-edited one, fails)."""
+import json
+import re
+
+import pytest
+
+from biaslearn import claims
+from biaslearn.results import ROOT
+
+
+def store(root, experiment, name, config, metrics, seed=0):
+    """One fake run file, in the shape results.py writes."""
+    folder = root / experiment
+    folder.mkdir(parents=True, exist_ok=True)
+    prov = {"git_commit": "0123456789abcdef", "device": "cpu", "threads": 1, "wall_seconds": 60.0}
+    (folder / f"{name}.json").write_text(json.dumps(
+        {"config": {"seed": seed, **config}, "metrics": metrics, "curve": {}, "provenance": prov}))
+
+
+GAP = {"id": "g", "chapter": "feedforward", "claim": "c", "paper_says": "p", "experiment": "ff",
+       "where": {"n_hidden": 10},
+       "rule": {"kind": "gap", "metric": "eval_acc", "per": "dataset", "groups": ["a", "b", "c"],
+                "field": "mode", "a": "full", "b": "bias", "max": 0.02, "scale": 100, "unit": "pp"}}
+
+
+def ff(root, dataset, mode, accs, n_hidden=10):
+    for s, acc in enumerate(accs):
+        store(root, "ff", f"{dataset}-{mode}-{s}-{n_hidden}",
+              {"dataset": dataset, "mode": mode, "n_hidden": n_hidden}, {"eval_acc": acc}, seed=s)
+
+
+def test_gap_holds_within_tolerance_and_counts_only_tasks_with_both(tmp_path):
+    ff(tmp_path, "a", "full", [0.97, 0.98])
+    ff(tmp_path, "a", "bias", [0.96, 0.97])    # gap 1.0 pp
+    ff(tmp_path, "b", "bias", [0.5])           # no full runs: not counted
+    v = claims.verdict(GAP, tmp_path)
+    assert v["verdict"] == claims.HOLDS
+    assert "a: +1.0 pp (n=2+2)" in v["measured"] and "2 of 3 datasets not run here" in v["measured"]
+    assert len(v["runs"]) == 4 and "4 runs, seeds [0, 1]" in v["provenance"]
+
+
+def test_gap_fails_if_any_task_fails(tmp_path):
+    ff(tmp_path, "a", "full", [0.98])
+    ff(tmp_path, "a", "bias", [0.97])
+    ff(tmp_path, "b", "full", [0.90])
+    ff(tmp_path, "b", "bias", [0.85])          # gap 5 pp
+    assert claims.verdict(GAP, tmp_path)["verdict"] == claims.FAILS
+
+
+def test_gap_ignores_runs_outside_where(tmp_path):
+    ff(tmp_path, "a", "full", [0.99])
+    ff(tmp_path, "a", "bias", [0.50], n_hidden=99)  # another width: not this claim's run
+    v = claims.verdict(GAP, tmp_path)
+    assert v["verdict"] == claims.NOT_RUN and "full runs of a (n=1)" in v["measured"]
+
+
+TREND = {"id": "t", "chapter": "recurrent", "claim": "c", "paper_says": "p", "experiment": "rnn",
+         "where": {"mode": "bias"},
+         "rule": {"kind": "trend", "metric": "r2", "x": "n_hidden", "at": [256, 512, 1024],
+                  "direction": "increasing"}}
+
+
+@pytest.mark.parametrize("r2s, expected", [
+    ({256: [0.5, 0.6], 512: [0.7], 1024: [0.9]}, claims.HOLDS),
+    ({256: [0.5], 512: [0.7], 1024: [0.7]}, claims.FAILS),      # flat is not "rises"
+    ({256: [0.5], 512: [0.4], 1024: [0.9]}, claims.FAILS),
+    ({256: [0.5], 1024: [0.9]}, claims.NOT_RUN),                # a width missing
+])
+def test_trend(tmp_path, r2s, expected):
+    for n, vals in r2s.items():
+        for s, r2 in enumerate(vals):
+            store(tmp_path, "rnn", f"{n}-{s}", {"mode": "bias", "n_hidden": n}, {"r2": r2}, seed=s)
+    assert claims.verdict(TREND, tmp_path)["verdict"] == expected
+
+
+def test_trend_last_min_and_nondecreasing(tmp_path):
+    rule = dict(TREND["rule"], direction="nondecreasing", last_min=0.95)
+    for n, r2 in [(256, 0.9), (512, 0.9), (1024, 0.94)]:
+        store(tmp_path, "rnn", str(n), {"mode": "bias", "n_hidden": n}, {"r2": r2})
+    assert claims.verdict(dict(TREND, rule=rule), tmp_path)["verdict"] == claims.FAILS  # 0.94 < 0.95
+    store(tmp_path, "rnn", "1024", {"mode": "bias", "n_hidden": 1024}, {"r2": 0.96})
+    assert claims.verdict(dict(TREND, rule=rule), tmp_path)["verdict"] == claims.HOLDS
+
+
+MIN = {"id": "m", "chapter": "lorenz", "claim": "c", "paper_says": "p", "experiment": "lz",
+       "where": {"n_hidden": 1024}, "rule": {"kind": "min", "metrics": ["r2_x", "r2.y"], "min": 0.5}}
+
+
+def test_min_with_dotted_metric_and_missing_metric(tmp_path):
+    store(tmp_path, "lz", "a", {"n_hidden": 1024}, {"r2_x": 0.8, "r2": {"y": 0.6}})
+    assert claims.verdict(MIN, tmp_path)["verdict"] == claims.HOLDS
+    store(tmp_path, "lz", "a", {"n_hidden": 1024}, {"r2_x": 0.8, "r2": {"y": 0.4}})
+    assert claims.verdict(MIN, tmp_path)["verdict"] == claims.FAILS
+    store(tmp_path, "lz", "a", {"n_hidden": 1024}, {"r2_x": 0.8})  # a format without r2.y
+    v = claims.verdict(MIN, tmp_path)
+    assert v["verdict"] == claims.NOT_RUN and "r2.y" in v["measured"]
+
+
+def test_missing_experiment_and_non_run_files_are_not_run_here(tmp_path):
+    assert "has not been run" in claims.verdict(MIN, tmp_path)["measured"]
+    (tmp_path / "lz").mkdir()
+    (tmp_path / "lz" / "bench.json").write_text(json.dumps({"machine": {}}))  # not a run
+    v = claims.verdict(MIN, tmp_path)
+    assert v["verdict"] == claims.NOT_RUN and "n_hidden=1024" in v["measured"]
+
+
+def test_the_ledger_is_well_formed():
+    ledger = claims.load()
+    ids = [c["id"] for c in ledger]
+    assert len(ids) == len(set(ids))
+    for c in ledger:
+        assert {"id", "chapter", "claim", "paper_says", "experiment", "rule", "rests_on"} <= set(c), c["id"]
+        assert c["rule"]["kind"] in claims.RULES, c["id"]
+        assert (ROOT / "book" / f"{c['chapter']}.ipynb").exists(), c["id"]
+    for chapter in ("feedforward", "recurrent", "lorenz", "theory"):
+        assert any(c["chapter"] == chapter for c in ledger), chapter
+
+
+def test_every_claim_evaluates_on_the_real_results():
+    for v in claims.evaluate():
+        assert v["verdict"] in (claims.HOLDS, claims.FAILS, claims.NOT_RUN), v["id"]
+
+
+def shown_in_book() -> dict:
+    """claim text -> verdict, as printed in the committed intro page's table."""
+    nb = json.loads((ROOT / "book" / "intro.ipynb").read_text())
+    shown = {}
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            md = "".join(out.get("data", {}).get("text/markdown", ""))
+            for row in md.splitlines():
+                m = re.match(r"\| (.*) \(\{doc\}`\w+`\) \|.*\| \*\*(.+)\*\* \|$", row)
+                if m:
+                    shown[m.group(1).replace("\\|", "|")] = m.group(2)
+    return shown
+
+
+def test_the_book_shows_the_verdicts_the_ledger_computes():
+    shown = shown_in_book()
+    computed = {v["claim"]: v["verdict"] for v in claims.evaluate()}
+    assert shown, "the intro page shows no claims table: execute it (make execute)"
+    assert shown == computed, ("book/intro.ipynb is stale: re-execute it (make execute) and commit it")
