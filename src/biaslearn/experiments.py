@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 
 from .data import PAPER_TASKS
+from . import theory
 from .train import Config, SwapConfig, run, run_swap
 
 # "paper": the paper's shape. "quick": a tiny version for smoke tests and laptops.
@@ -58,9 +59,10 @@ def feedforward_swap(scale: str = "paper", seeds=range(5), datasets=("mnist", "f
 
 
 # name -> (function(scale, seeds=..., ...) -> configs, runner(config, root=, compute=, device=)).
-# Chapters with their own config type register their presets here too.
 PRESETS = {"feedforward": (feedforward, run), "feedforward_selection": (feedforward_selection, run),
-           "feedforward_bf16": (feedforward_bf16, run), "feedforward_swap": (feedforward_swap, run_swap)}
+           "feedforward_bf16": (feedforward_bf16, run), "feedforward_swap": (feedforward_swap, run_swap),
+           "theory_matching": (theory.matching, theory.run), "theory_gradient": (theory.gradient, theory.run)}
+# Chapters with their own modules add their presets in this dict, above main().
 
 
 def main(argv=None):
@@ -83,9 +85,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-
-# Theory chapter (its own config type).
-from . import theory as _theory  # noqa: E402
-
-PRESETS["theory_matching"] = (_theory.matching, _theory.run)
-PRESETS["theory_gradient"] = (_theory.gradient, _theory.run)
