@@ -9,7 +9,7 @@ ifneq ($(wildcard ../shared/data),)
 export BIASLEARN_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: venv book test bench execute reproduce clean
+.PHONY: venv book test bench execute reproduce clean check-site pdf
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -17,12 +17,22 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -r requirements.txt -e .
 	touch $@
 
+# --all: Sphinx re-reads (so re-executes) only pages whose source changed; a change under src/
+# or results/ must re-execute every chapter too.
 book: venv
-	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going --all
+
+# The built book in headless Chromium: figures, math, cell errors, links; screenshots in _build/screenshots.
+check-site: book
+	$(PY) tests/site/check_site.py _build/html
+
+# The book as one PDF (needs TeX: see the README); not part of CI.
+pdf: venv
+	$(VENV)/bin/jupyter-book build . --builder pdflatex
 
 # Re-execute the chapters in place against results/ (commit them executed: nbval compares outputs).
 execute: venv
-	cd book && for ch in $(CHAPTERS) reproducing; do ../$(VENV)/bin/jupyter-execute --inplace $$ch.ipynb || exit 1; done
+	cd book && for ch in intro $(CHAPTERS) reproducing; do ../$(VENV)/bin/jupyter-execute --inplace $$ch.ipynb || exit 1; done
 
 test: venv
 	$(PY) -m pytest

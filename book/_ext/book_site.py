@@ -44,7 +44,8 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
         return
     seen, unique = set(), []
     for js in scripts:
-        key = (str(js), repr(sorted(getattr(js, "attributes", {}).items())))
+        # the copies differ only in priority and in None vs "" as the file of an inline script
+        key = (str(getattr(js, "filename", js) or ""), repr(sorted(getattr(js, "attributes", {}).items())))
         if key not in seen:
             seen.add(key)
             unique.append(js)
