@@ -141,3 +141,29 @@ def test_the_book_shows_the_verdicts_the_ledger_computes():
     computed = {v["claim"]: v["verdict"] for v in claims.evaluate()}
     assert shown, "the intro page shows no claims table: execute it (make execute)"
     assert shown == computed, ("book/intro.ipynb is stale: re-execute it (make execute) and commit it")
+
+
+def test_within(tmp_path):
+    rule = {"kind": "within", "metric": "err", "ref": "ref_err", "factor": 2, "x": "n_hidden"}
+    claim = dict(MIN, rule=rule)
+    store(tmp_path, "lz", "a", {"n_hidden": 1024}, {"err": 0.5, "ref_err": 0.1})
+    assert claims.verdict(claim, tmp_path)["verdict"] == claims.FAILS
+    store(tmp_path, "lz", "b", {"n_hidden": 1024}, {"err": 0.1, "ref_err": 0.1}, seed=1)  # mean 0.3 > 0.2
+    assert claims.verdict(claim, tmp_path)["verdict"] == claims.FAILS
+    store(tmp_path, "lz", "b", {"n_hidden": 1024}, {"err": 0.02, "ref_err": 0.1}, seed=1)  # mean 0.26
+    assert claims.verdict(claim, tmp_path)["verdict"] == claims.FAILS
+    store(tmp_path, "lz", "a", {"n_hidden": 1024}, {"err": 0.3, "ref_err": 0.1})  # mean 0.16 <= 0.2
+    v = claims.verdict(claim, tmp_path)
+    assert v["verdict"] == claims.HOLDS, v["measured"]
+    store(tmp_path, "lz", "a", {"n_hidden": 1024}, {"err": 0.5})  # a run without ref
+    store(tmp_path, "lz", "b", {"n_hidden": 1024}, {"err": 0.5}, seed=1)
+    store(tmp_path, "lz", "c", {"n_hidden": 1024}, {"err": 0.5}, seed=2)
+    assert claims.verdict(claim, tmp_path)["verdict"] == claims.NOT_RUN
+
+
+def test_theory_widths_in_the_ledger_are_the_chapters():
+    """The ledger's widths must follow the theory chapter's preset, or the claim tests other runs."""
+    from biaslearn import theory
+    ledger = {c["id"]: c for c in claims.load()}
+    assert ledger["theory-matching"]["rule"]["at"] == theory.WIDTHS["paper"], (
+        "theory.WIDTHS changed: update `at` of theory-matching in book/claims.yml")

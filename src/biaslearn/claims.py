@@ -111,12 +111,29 @@ def _min(rule, rs):
     return (HOLDS if ok else FAILS), text, rs
 
 
-RULES = {"gap": _gap, "trend": _trend, "min": _min}
+def _within(rule, rs):
+    """At some value of config field x: mean(metric) <= factor * mean(ref), both from the same runs."""
+    best = None
+    for x in sorted({r["config"].get(rule["x"]) for r in rs}, key=str):
+        at = [r for r in rs if r["config"].get(rule["x"]) == x]
+        (m, n), (ref, nr) = _mean(at, rule["metric"]), _mean(at, rule["ref"])
+        if n and nr and (best is None or m / ref < best[1] / best[2]):
+            best = (x, m, ref, n)
+    if best is None:
+        return NOT_RUN, f"no stored run has both {rule['metric']} and {rule['ref']}", []
+    x, m, ref, n = best
+    text = (f"best {rule['metric']} {m:.3g} at {rule['x']} = {x} (n={n}); "
+            f"{rule['factor']:g} × {rule['ref']} = {rule['factor'] * ref:.3g}")
+    return (HOLDS if m <= rule["factor"] * ref else FAILS), text, rs
+
+
+RULES = {"gap": _gap, "trend": _trend, "min": _min, "within": _within}
 
 
 def verdict(claim: dict, root=None) -> dict:
-    """The claim with ``verdict``, ``measured`` (numbers, or why not run), ``runs`` (files) and
-    ``provenance`` (which runs, seeds, commit, hardware, wall time) added."""
+    """The claim with ``verdict``, ``measured`` (numbers, or why not run), ``runs`` (the files the
+    verdict rests on; for "not run here", the matching files stored) and ``provenance`` (count,
+    seeds, commit, hardware, wall time of those runs) added."""
     folder = results.results_dir(root) / claim["experiment"]
     rs = runs(claim["experiment"], claim.get("where", {}), root)
     if not folder.is_dir():
@@ -126,6 +143,7 @@ def verdict(claim: dict, root=None) -> dict:
         v, text, used = NOT_RUN, f"no run in results/{claim['experiment']}/ has {sel}", []
     else:
         v, text, used = RULES[claim["rule"]["kind"]](claim["rule"], rs)
+    used = used or rs  # not run here: say what is stored all the same
     prov = report.provenance([(None, r) for r in used]) if used else "No runs."
     return dict(claim, verdict=v, measured=text, runs=sorted(r["file"] for r in used), provenance=prov)
 
