@@ -8,6 +8,8 @@ Sphinx's ``mathjax_path`` at it. Only what the CommonHTML output needs is copied
 2. sphinx-thebe 0.3.1 (under Jupyter Book 1.0.4) writes its inline configuration script twice
 into every page, so the browser throws "Identifier 'THEBE_JS_URL' has already been declared"
 on each page: duplicate scripts are dropped from each page's script list.
+
+3. Long lines in cell outputs wrap (static/book_site.css) instead of scrolling out of sight.
 """
 import shutil
 from pathlib import Path
@@ -52,8 +54,14 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
     scripts[:] = unique
 
 
+def _add_static(app, config):
+    config.html_static_path.append(str(Path(__file__).parent / "static"))
+
+
 def setup(app):
     app.connect("config-inited", _use_local, priority=900)
+    app.connect("config-inited", _add_static)
+    app.add_css_file("book_site.css")
     app.connect("build-finished", _copy)
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
