@@ -111,6 +111,8 @@ def evaluate_config(cfg: TheoryConfig) -> dict:
                    "median_sup_error": float(np.median(errs)) if errs else None}
     else:
         metrics = fit_bias(cfg.n_hidden, cfg.seed, cfg.steps, cfg.lr)
+    w, c, a = small_network()
+    metrics["small_sup_error"] = float(np.abs(evaluate(w, c, a) - target(GRID)).max())  # the reference
     return {"metrics": metrics, "curve": {}, "device": "cpu"}
 
 
