@@ -63,6 +63,11 @@ PRESETS = {"feedforward": (feedforward, run), "feedforward_selection": (feedforw
            "feedforward_bf16": (feedforward_bf16, run), "feedforward_swap": (feedforward_swap, run_swap),
            "theory_matching": (theory.matching, theory.run), "theory_gradient": (theory.gradient, theory.run)}
 # Chapters with their own modules add their presets in this dict, above main().
+from . import seq as _seq  # noqa: E402  (the recurrent and Lorenz chapters)
+PRESETS["recurrent"] = (_seq.recurrent, _seq.run)
+PRESETS["recurrent_selection"] = (_seq.recurrent_selection, _seq.run)
+PRESETS["lorenz"] = (_seq.lorenz, _seq.run)
+PRESETS["lorenz_selection"] = (_seq.lorenz_selection, _seq.run)
 
 
 def main(argv=None):

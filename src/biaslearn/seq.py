@@ -1,0 +1,268 @@
+"""Recurrent networks on time series: next-step prediction from the previous five values.
+
+    SeqConfig          the whole description of one RNN run (a frozen dataclass)
+    train(config)      builds the signal, trains a RandomRNN, scores a held-out window
+    run(config)        the same, memoised in results/ (see results.py)
+    recurrent(...)     presets: the sum-of-sines runs (widths 256, 512, 1024)
+    lorenz(...)        presets: the Lorenz runs (width 1024, noisy test window)
+
+Each example is a sequence of ``context`` previous values x_{t-5..t-1} (batch, 5, d) run
+through the RNN from h = 0; the readout at the last step predicts x_t (batch, d). The loss
+is the mean squared error in normalised units. Modes (see nets.RandomRNN):
+
+    "bias"     only the hidden biases b are learned (Adam)          the paper's networks
+    "full"     every weight and bias is learned (Adam)              the usual RNN
+    "readout"  only W_out, by ridge regression on the last hidden   an echo-state network
+               state, the penalty chosen on the validation window
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import dynamics, nets, results
+
+RIDGE_GRID = tuple(10.0 ** k for k in range(-10, 1))  # readout: penalties relative to mean diag(H^T H / N)
+FREE_THRESHOLD = 0.4  # free run: "tracks" while |prediction - truth| / rms|truth| stays below this
+
+
+@dataclass(frozen=True)
+class SeqConfig:
+    experiment: str = "recurrent"    # folder under results/
+    task: str = "sines"              # "sines" (1 coordinate) or "lorenz" (3 coordinates)
+    mode: str = "bias"               # "bias" (hidden biases only), "full", "readout" (ridge)
+    n_hidden: int = 1024             # hidden width (units)
+    seed: int = 0                    # draws weights, initial biases, signal phases / initial state, noise, batches
+    context: int = 5                 # previous values in each input sequence (the paper: 5)
+    n_train: int = 2000              # pairs in the training window; the test window has as many
+    n_val: int = 1000                # pairs in the validation window (between train and test)
+    noise: float = 0.0               # s.d. of N(0, noise^2) added to val and test windows (signal units)
+    split: str = "test"              # the window scored: "test", or "val" to choose settings
+    steps: int = 2000                # Adam steps ("readout": unused)
+    batch_size: int = 64             # pairs per step, drawn without replacement each pass
+    lr: float = 1e-3                 # peak learning rate; cosine decay to 0 over the steps
+    free_steps: int = 0              # free run after the training window (samples; 0: none)
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            v, t = getattr(self, f.name), hints[f.name]
+            if t is float and isinstance(v, int) and not isinstance(v, bool):
+                object.__setattr__(self, f.name, float(v))  # so 1 and 1.0 give the same key
+            elif not isinstance(v, t) or (t is int and isinstance(v, bool)):
+                raise TypeError(f"SeqConfig.{f.name} must be {t.__name__}, got {v!r}")
+        for name, allowed in {"task": ("sines", "lorenz"), "mode": tuple(nets.MODES),
+                              "split": ("test", "val")}.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"SeqConfig.{name}={getattr(self, name)!r}: use one of {allowed}")
+        if min(self.n_hidden, self.context, self.n_train, self.n_val, self.batch_size) < 1:
+            raise ValueError(f"SeqConfig needs n_hidden, context, n_train, n_val, batch_size >= 1: {self}")
+        if self.steps < 0 or self.lr <= 0 or self.noise < 0 or self.free_steps < 0:
+            raise ValueError(f"SeqConfig needs steps >= 0, lr > 0, noise >= 0, free_steps >= 0: {self}")
+        if self.free_steps > self.n_val + self.context:
+            raise ValueError(f"free_steps={self.free_steps} runs past the validation window "
+                             f"({self.n_val + self.context} samples follow the training window)")
+
+
+def r2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Coefficient of determination per coordinate: 1 - SS_res / SS_tot, (N, d) -> (d,)."""
+    return 1 - ((pred - true) ** 2).sum(0) / ((true - true.mean(0)) ** 2).sum(0)
+
+
+@torch.no_grad()
+def predict(model: nets.RandomRNN, X: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Next-step predictions (N, d) for contexts X (N, context, d): the readout at the last step."""
+    return torch.cat([model(X[i:i + chunk])[:, -1] for i in range(0, len(X), chunk)])
+
+
+def fit(model: nets.RandomRNN, X: torch.Tensor, Y: torch.Tensor, cfg: SeqConfig,
+        progress: bool = False) -> dict:
+    """Adam on the mean squared error of the next step, over ``model.parameters()`` (what its mode
+    learns), cosine learning-rate decay; mini-batches from a generator of (seed, "order").
+    Returns the curve: mean training loss over each block of steps."""
+    from tqdm.auto import tqdm
+
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * k / max(cfg.steps, 1))))
+    gen, perm, pos = nets.generator(cfg.seed, "order"), None, len(X)
+    every = max(cfg.steps // 50, 1)
+    curve, block = {"step": [], "train_loss": []}, []
+    for step in tqdm(range(1, cfg.steps + 1), desc=f"{cfg.task} {cfg.mode} n={cfg.n_hidden} seed={cfg.seed}",
+                     disable=not progress, leave=False):
+        if pos + cfg.batch_size > len(X):  # a new pass over the training pairs
+            perm, pos = torch.randperm(len(X), generator=gen).to(X.device), 0
+        rows = perm[pos:pos + cfg.batch_size]
+        pos += cfg.batch_size
+        opt.zero_grad(set_to_none=True)
+        loss = ((model(X[rows])[:, -1] - Y[rows]) ** 2).mean()
+        loss.backward()
+        opt.step()
+        sched.step()
+        block.append(loss.item())
+        if step % every == 0 or step == cfg.steps:
+            curve["step"].append(step)
+            curve["train_loss"].append(float(np.mean(block)))
+            block = []
+    return curve
+
+
+@torch.no_grad()
+def fit_readout(model: nets.RandomRNN, X: torch.Tensor, Y: torch.Tensor, X_val: torch.Tensor,
+                Y_val: torch.Tensor) -> float:
+    """Ridge regression of Y on the last hidden state, W_out = Y^T H (H^T H + N lam I)^-1 (float64),
+    lam = alpha * mean diag(H^T H / N), alpha from RIDGE_GRID by R² on the validation pairs.
+    Sets model.W_out in place; returns the chosen alpha."""
+    H = model.states(X)[:, -1].double()                                 # (N, n_hidden)
+    Hv = model.states(X_val)[:, -1].double()
+    G, HY = H.T @ H / len(H), H.T @ Y.double() / len(H)                 # (n_hidden, n_hidden), (n_hidden, d)
+    scale, eye = G.diagonal().mean().clamp_min(1e-30), torch.eye(len(G), dtype=G.dtype, device=G.device)
+    best = (-math.inf, None, None)
+    for alpha in RIDGE_GRID:
+        W = torch.linalg.solve(G + alpha * scale * eye, HY)             # (n_hidden, d)
+        score = float(np.mean(r2((Hv @ W).cpu().numpy(), Y_val.double().cpu().numpy())))
+        if score > best[0]:
+            best = (score, alpha, W)
+    model.W_out.copy_(best[2].T.to(model.W_out.dtype))
+    return best[1]
+
+
+@torch.no_grad()
+def free_run(model: nets.RandomRNN, start: torch.Tensor, steps: int) -> torch.Tensor:
+    """Run the network on its own predictions: start (context, d) true values, then each new
+    prediction is appended and the oldest value dropped. Returns (steps, d)."""
+    window, out = start.clone(), []
+    for _ in range(steps):
+        y = model(window[None])[0, -1]                                  # (d,)
+        out.append(y)
+        window = torch.cat([window[1:], y[None]])
+    return torch.stack(out)
+
+
+def tracking_steps(pred: np.ndarray, true: np.ndarray, threshold: float = FREE_THRESHOLD) -> int:
+    """Samples before the error |pred - true| / rms|true| first exceeds ``threshold`` (all if never)."""
+    err = np.linalg.norm(pred - true, axis=1) / np.sqrt((true ** 2).sum(1).mean())
+    above = np.nonzero(err > threshold)[0]
+    return int(above[0]) if len(above) else len(err)
+
+
+def train(cfg: SeqConfig, device: str = "auto", progress: bool = True) -> dict:
+    """Train one network; returns {"metrics", "curve", "device", "arrays"} (see results.save)."""
+    dev = nets.device(device)
+    s = dynamics.series(cfg.task, cfg.seed, (cfg.n_train, cfg.n_val, cfg.n_train), cfg.context, cfg.noise)
+    T = lambda a: torch.as_tensor(a, dtype=torch.float32, device=dev)  # noqa: E731
+    X, Y = map(T, dynamics.pairs(s["train"], cfg.context))             # (N, context, d), (N, d)
+    X_val, Y_val = map(T, dynamics.pairs(s["val"], cfg.context))
+    X_ev, Y_ev = dynamics.pairs(s[cfg.split], cfg.context)             # numpy: the scored window
+    Y_clean = dynamics.pairs(s["clean"][cfg.split], cfg.context)[1]
+    d = Y.shape[1]
+    model = nets.RandomRNN(d, cfg.n_hidden, d, cfg.mode, cfg.seed).to(dev)
+    metrics = {"n_trainable": model.n_trainable(), "n_train": len(X), "n_eval": len(Y_ev)}
+    if cfg.mode == "readout":
+        metrics["ridge_alpha"] = fit_readout(model, X, Y, X_val, Y_val)
+        curve = {}
+    else:
+        curve = fit(model, X, Y, cfg, progress)
+    P = predict(model, T(X_ev)).cpu().numpy()                          # (N, d)
+    names = ["x", "y", "z"] if d == 3 else [str(k) for k in range(d)]
+    for key, target in (("r2", Y_ev), ("r2_clean", Y_clean)):
+        per = r2(P, target)
+        metrics[key] = float(per.mean())
+        if d > 1:
+            metrics.update({f"{key}_{n}": float(v) for n, v in zip(names, per)})
+    metrics["r2_persistence"] = float(r2(X_ev[:, -1], Y_ev).mean())   # predict "no change": the floor
+    metrics["mse"] = float(((P - Y_ev) ** 2).mean())
+    arrays = {"pred": P, "target": Y_ev, "target_clean": Y_clean}
+    if cfg.mode == "bias":
+        arrays["b"] = model.b.detach().cpu().numpy()
+    if cfg.free_steps:  # from the last `context` true samples of the training window, on its own
+        free = free_run(model, T(s["train"][-cfg.context:]), cfg.free_steps).cpu().numpy()
+        truth = s["clean"]["val"][:cfg.free_steps]  # what follows the training window, without noise
+        steps = tracking_steps(free, truth)
+        dt = dynamics.LORENZ_DT if cfg.task == "lorenz" else dynamics.SINES_DT
+        metrics.update(free_steps_tracked=steps, free_time_tracked=steps * dt,
+                       free_lyapunov_times=steps * dt * dynamics.LYAPUNOV)
+        arrays.update(free=free, free_true=truth)
+    return {"metrics": metrics, "curve": curve, "device": str(dev), "arrays": arrays}
+
+
+def run(cfg: SeqConfig, root=None, compute: bool = True, device: str = "auto", progress: bool = True):
+    """The result of ``cfg`` from results/, trained and stored first if absent and ``compute``."""
+    return results.cached(cfg, lambda c: train(c, device, progress), root, compute)
+
+
+# --- Presets: the configs behind each figure ------------------------------------------------
+
+# "paper": the paper's widths, our sizes (the paper gives none). "quick": smoke tests.
+SCALES = {
+    "paper": dict(n_train=2000, n_val=1000, steps=1000, batch_size=64),
+    "quick": dict(n_train=200, n_val=100, steps=60, batch_size=32),
+}
+WIDTHS = {"paper": (256, 512, 1024), "quick": (16, 32, 64)}
+LORENZ_WIDTH = {"paper": 1024, "quick": 64}
+LORENZ_NOISE = 1.0       # the paper: test window corrupted with N(0, 1), then normalised
+FREE_STEPS = {"paper": 500, "quick": 50}   # 500 samples = 10 time units = 9.1 Lyapunov times
+
+# Learning rates, chosen by R² on the validation window (seed 0; presets recurrent_selection and
+# lorenz_selection), per task, mode and width. A test checks these are the stored winners.
+LR_GRID = {"bias": (3e-3, 1e-2, 3e-2), "full": (3e-4, 1e-3, 3e-3)}
+LR = {}
+LR_QUICK = {"bias": 1e-2, "full": 1e-3}
+
+
+def _lr(scale, task, mode, n_hidden):
+    if mode == "readout":
+        return 1e-3  # unused: the ridge readout has no learning rate
+    if scale != "paper":
+        return LR_QUICK[mode]
+    if (task, mode, n_hidden) not in LR:
+        raise KeyError(f"no learning rate chosen for {(task, mode, n_hidden)}: run the selection preset first")
+    return LR[(task, mode, n_hidden)]
+
+
+def recurrent(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout"), widths=None) -> list[SeqConfig]:
+    """Sum of sines, widths 256/512/1024, every mode, one run per seed (the paper: bias-only, 5 seeds)."""
+    return [SeqConfig(experiment="recurrent", task="sines", mode=m, n_hidden=n, seed=s,
+                      lr=_lr(scale, "sines", m, n), **SCALES[scale])
+            for n in (widths or WIDTHS[scale]) for m in modes for s in seeds]
+
+
+def lorenz(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout")) -> list[SeqConfig]:
+    """Lorenz, width 1024, noisy test window, free run after the training window."""
+    n = LORENZ_WIDTH[scale]
+    return [SeqConfig(experiment="lorenz", task="lorenz", mode=m, n_hidden=n, seed=s, noise=LORENZ_NOISE,
+                      free_steps=FREE_STEPS[scale], lr=_lr(scale, "lorenz", m, n), **SCALES[scale])
+            for m in modes for s in seeds]
+
+
+def _selection(cfgs, scale):
+    grid = LR_GRID if scale == "paper" else {m: g[:2] for m, g in LR_GRID.items()}
+    return [dataclasses.replace(c, experiment=c.experiment + "_selection", split="val", lr=lr, free_steps=0)
+            for c in cfgs for lr in grid[c.mode]]
+
+
+def recurrent_selection(scale: str = "paper", seeds=(0,)) -> list[SeqConfig]:
+    """The learning-rate grid on the validation window, per width and mode (seed 0)."""
+    return _selection([SeqConfig(experiment="recurrent", task="sines", mode=m, n_hidden=n, seed=s, **SCALES[scale])
+                       for n in WIDTHS[scale] for m in ("bias", "full") for s in seeds], scale)
+
+
+def lorenz_selection(scale: str = "paper", seeds=(0,)) -> list[SeqConfig]:
+    n = LORENZ_WIDTH[scale]
+    return _selection([SeqConfig(experiment="lorenz", task="lorenz", mode=m, n_hidden=n, seed=s, noise=LORENZ_NOISE,
+                                 **SCALES[scale]) for m in ("bias", "full") for s in seeds], scale)
+
+
+def winners(cfgs, root=None) -> dict:
+    """{(task, mode, n_hidden): lr} with the best validation R² among the stored runs of ``cfgs``."""
+    best = {}
+    for c in cfgs:
+        r = run(c, root=root, compute=False)
+        k = (c.task, c.mode, c.n_hidden)
+        if r is not None and r["metrics"]["r2"] > best.get(k, (None, -math.inf))[1]:
+            best[k] = (c.lr, r["metrics"]["r2"])
+    return {k: lr for k, (lr, _) in best.items()}
