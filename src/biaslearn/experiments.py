@@ -68,6 +68,11 @@ PRESETS["recurrent"] = (_seq.recurrent, _seq.run)
 PRESETS["recurrent_selection"] = (_seq.recurrent_selection, _seq.run)
 PRESETS["lorenz"] = (_seq.lorenz, _seq.run)
 PRESETS["lorenz_selection"] = (_seq.lorenz_selection, _seq.run)
+from . import theory as _theory  # noqa: E402  (the theory chapter)
+PRESETS["theory_width"] = (_theory.width, _theory.run)
+PRESETS["theory_activation"] = (_theory.activation, _theory.run)
+PRESETS["theory_tolerance"] = (_theory.tolerance, _theory.run)
+PRESETS["theory_rnn"] = (_theory.recurrent, _theory.run)
 
 
 def main(argv=None):

@@ -1,62 +1,101 @@
-"""The proof of the feed-forward lemma, run as code, and the gradient-trained comparison.
+"""The theory chapter: the lemma's proof run as code, and bias learning on small regression problems.
 
-The lemma's argument (Williams et al., Lemma 0.1): a small ReLU network with bounded weights,
-    f(x) = sum_i a_i relu(w_i x + c_i),   |w_i|, |a_i| <= gamma,
+The lemma's argument (Williams et al., Lemma 0.1): a small network with bounded weights,
+    f(x) = sum_i a_i sigma(w_i x + c_i),   |w_i|, |a_i| <= gamma,
 is approximated by a wide random network whose input and output weights are i.i.d. uniform on
 [-R, R] (R > gamma) by choosing biases only: for each small unit i pick a random unit j whose
 (w_in_j, w_out_j) lies within eps of (w_i, a_i), give it the bias c_i, and silence every other
-unit with a bias so negative that it is never active on the input domain. ``match`` does exactly
-that (no gradient descent); ``fit_bias`` trains the biases of the same random network by
-gradient descent instead. Both are scored by the sup error on a fine grid of [-1, 1].
+unit with a very negative bias. ``match`` does exactly that (no gradient descent).
+
+Four kinds of run, one frozen config each, all memoised by ``run``:
+    TheoryConfig   "theory":            the construction (ReLU, 1-D) and Adam on the biases (the claims ledger's runs)
+    MatchConfig    "theory_activation": the construction with another activation sigma and silencing bias
+    FitConfig      "theory_width":      regression of a 1-D or 2-D target, biases / everything / readout trained
+    RNNConfig      "theory_rnn":        a bias-only RNN (and learned initial state) fitted to a finite trajectory
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import nets, results
 
 GAMMA, R = 0.9, 1.0   # bound of the small network's weights; half-width of the random weights
-GRID = np.linspace(-1, 1, 401)  # where functions are compared (the compact domain [-1, 1])
+GRID = np.linspace(-1, 1, 401)   # where the "theory" runs compare functions (the compact domain [-1, 1])
+FINE = np.linspace(-1, 1, 2001)  # MatchConfig runs: fine enough to see a step that moved by 1e-3
+
+# The activations, as numpy functions (the construction) and torch functions (training).
+ACT_NP = {"relu": lambda z: np.maximum(z, 0), "softplus": lambda z: np.logaddexp(z, 0),
+          "tanh": np.tanh, "step": lambda z: (z > 0).astype(float)}
+ACT = {"relu": torch.relu, "softplus": F.softplus, "tanh": torch.tanh,
+       "step": lambda z: (z > 0).to(z.dtype)}  # zero gradient everywhere: Adam cannot move a step's bias
 
 
 def target(x: np.ndarray) -> np.ndarray:
-    """The continuous target of this chapter: a smooth bump-and-wiggle on [-1, 1], |g| <= 0.5."""
+    """The smooth 1-D target of this chapter: a bump-and-wiggle on [-1, 1], |g| <= 0.5."""
     return 0.3 * np.sin(3 * x) + 0.2 * np.cos(5 * x)
 
 
-def small_network(m: int = 16):
-    """A bounded small ReLU network fitted to ``target``: (w, c, a), each of shape (m,), |.| <= GAMMA.
+def weierstrass(x: np.ndarray, k: int) -> np.ndarray:
+    """A rough continuous function: the Weierstrass sum 0.25 sum_{j<k} 2^-j cos(3^j pi x) (Hoelder 0.63 as k grows)."""
+    return 0.25 * sum(0.5 ** j * np.cos(3 ** j * np.pi * x) for j in range(k))
 
-    Input weights and biases are fixed on a grid (kinks spread over [-1, 1], both slopes);
-    output weights are least-squares fitted under the bound |a_i| <= GAMMA.
+
+# name -> (input dimension, g: array (N, d) -> array (N,)); every target is continuous on [-1, 1]^d.
+TARGETS = {
+    "smooth1d": (1, lambda x: target(x[:, 0])),
+    "rough1d": (1, lambda x: weierstrass(x[:, 0], 4)),
+    "smooth2d": (2, lambda x: 0.3 * np.sin(2 * x[:, 0] + x[:, 1]) + 0.2 * x[:, 0] * np.cos(3 * x[:, 1])),
+    "rough2d": (2, lambda x: weierstrass(x[:, 0], 3) * np.cos(np.pi * x[:, 1]) + 0.2 * np.abs(x[:, 1])),
+}
+
+
+def points(d: int, split: str) -> np.ndarray:
+    """Inputs (N, d) on [-1, 1]^d: a training grid, and a finer test grid that interleaves it."""
+    n = {(1, "train"): 256, (1, "test"): 2001, (2, "train"): 24, (2, "test"): 61}[d, split]
+    axis = np.linspace(-1, 1, n)
+    return axis[:, None] if d == 1 else np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+
+
+# --- The proof's construction ------------------------------------------------------------------
+
+def small_network(m: int = 16, act: str = "relu", x=GRID):
+    """A bounded small network fitted to ``target``: (w, c, a), each of shape (m,), |.| <= GAMMA.
+
+    Input weights and biases are fixed on a grid (unit centres -c/w spread over [-1, 1], both
+    slopes); output weights are least-squares fitted on ``x`` under the bound |a_i| <= GAMMA.
     """
     from scipy.optimize import lsq_linear
 
-    k = np.linspace(-1, 1, m // 2 + 2)[1:-1]           # kink positions
+    k = np.linspace(-1, 1, m // 2 + 2)[1:-1]           # kink (or step, or centre) positions
     w = np.concatenate([np.full(len(k), GAMMA), np.full(len(k), -GAMMA)])
-    c = np.concatenate([-GAMMA * k, GAMMA * k])         # relu(w x + c) has its kink at x = k
-    H = np.maximum(np.outer(GRID, w) + c, 0)            # (grid, m)
-    a = lsq_linear(H, target(GRID), bounds=(-GAMMA, GAMMA)).x
+    c = np.concatenate([-GAMMA * k, GAMMA * k])         # sigma(w x + c) has its kink at x = k
+    a = lsq_linear(ACT_NP[act](np.outer(x, w) + c), target(x), bounds=(-GAMMA, GAMMA)).x
     return w, c, a
 
 
-def evaluate(w, c, a, x=GRID) -> np.ndarray:
-    return np.maximum(np.outer(x, w) + c, 0) @ a
+def evaluate(w, c, a, x=GRID, act: str = "relu") -> np.ndarray:
+    """sum_j a_j sigma(w_j x + c_j) at each point of x."""
+    return ACT_NP[act](np.outer(x, w) + c) @ a
 
 
-def match(n_hidden: int, eps: float, seed: int, m: int = 16) -> dict:
+def match(n_hidden: int, eps: float, seed: int, m: int = 16, act: str = "relu",
+          off_bias: float = -2 * R, x=GRID) -> dict:
     """The proof's construction on one random network of width n_hidden.
 
-    Returns whether every small unit found a partner within eps (in both weights), and the
-    sup error of the random network with the constructed biases (inf if a unit is unmatched).
+    Returns whether every small unit found a partner within eps (in both weights), the sup error
+    over x of the random network with the constructed biases (inf if a unit is unmatched), and
+    how many units were matched ("active"). Unmatched units get ``off_bias``: -2R silences a
+    ReLU unit on [-1, 1], since |w_in x| <= R there.
     """
-    w, c, a = small_network(m)
+    w, c, a = small_network(m, act, x)
     w_in = nets.draw((n_hidden,), seed, "W_in", "uniform", R).numpy().astype(np.float64)
     w_out = nets.draw((n_hidden,), seed, "W_out", "uniform", R).numpy().astype(np.float64)
-    b = np.full(n_hidden, -2 * R)  # below -|w_in x| for every x in [-1, 1]: silenced
+    b = np.full(n_hidden, float(off_bias))
     free = np.ones(n_hidden, bool)
     for i in range(m):
         d = np.maximum(abs(w_in - w[i]), abs(w_out - a[i]))
@@ -65,8 +104,16 @@ def match(n_hidden: int, eps: float, seed: int, m: int = 16) -> dict:
         if d[j] > eps:
             return {"success": False, "sup_error": float("inf"), "active": int((~free).sum())}
         free[j], b[j] = False, c[i]
-    err = np.abs(evaluate(w_in, b, w_out) - target(GRID)).max()
+    err = np.abs(evaluate(w_in, b, w_out, x, act) - target(x)).max()
     return {"success": True, "sup_error": float(err), "active": int((~free).sum())}
+
+
+def _check(cls, cfg, ok: bool, need: str, **choices):
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise ValueError(f"{cls}.{name}={getattr(cfg, name)!r}: use one of {tuple(allowed)}")
+    if not ok:
+        raise ValueError(f"{cls} needs {need}: {cfg}")
 
 
 @dataclass(frozen=True)
@@ -81,10 +128,24 @@ class TheoryConfig:
     seed: int = 0                    # first weight draw
 
     def __post_init__(self):
-        if self.method not in ("match", "gradient"):
-            raise ValueError(f"TheoryConfig.method={self.method!r}: use 'match' or 'gradient'")
-        if self.n_hidden < 1 or self.eps <= 0 or self.draws < 1 or self.steps < 0 or self.lr <= 0:
-            raise ValueError(f"TheoryConfig needs n_hidden >= 1, eps > 0, draws >= 1, steps >= 0, lr > 0: {self}")
+        _check("TheoryConfig", self, self.n_hidden >= 1 and self.eps > 0 and self.draws >= 1
+               and self.steps >= 0 and self.lr > 0, "n_hidden >= 1, eps > 0, draws >= 1, steps >= 0, lr > 0",
+               method=("match", "gradient"))
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    experiment: str = "theory_activation"  # folder under results/
+    activation: str = "relu"         # sigma of the small and the random network: a name in ACT
+    off_bias: float = -2.0           # bias of the unmatched units (-2R silences ReLU on [-1, 1])
+    n_hidden: int = 1000             # width of the random network
+    eps: float = 0.05                # tolerance on each weight
+    draws: int = 50                  # random networks drawn (seeds seed .. seed + draws - 1)
+    seed: int = 0                    # first weight draw
+
+    def __post_init__(self):
+        _check("MatchConfig", self, self.n_hidden >= 1 and self.eps > 0 and self.draws >= 1,
+               "n_hidden >= 1, eps > 0, draws >= 1", activation=ACT)
 
 
 def fit_bias(n_hidden: int, seed: int, steps: int, lr: float) -> dict:
@@ -103,22 +164,151 @@ def fit_bias(n_hidden: int, seed: int, steps: int, lr: float) -> dict:
     return {"sup_error": err.max().item(), "mean_error": err.mean().item(), "final_mse": (err ** 2).mean().item()}
 
 
-def evaluate_config(cfg: TheoryConfig) -> dict:
-    if cfg.method == "match":
-        outs = [match(cfg.n_hidden, cfg.eps, cfg.seed + k) for k in range(cfg.draws)]
+def evaluate_config(cfg) -> dict:
+    """The construction over ``draws`` random networks (success rate, median sup error), or Adam."""
+    act, off, x = getattr(cfg, "activation", "relu"), getattr(cfg, "off_bias", -2 * R), GRID
+    if isinstance(cfg, MatchConfig):
+        x = FINE
+    if getattr(cfg, "method", "match") == "match":
+        outs = [match(cfg.n_hidden, cfg.eps, cfg.seed + k, act=act, off_bias=off, x=x) for k in range(cfg.draws)]
         errs = [o["sup_error"] for o in outs if o["success"]]
         metrics = {"success_rate": len(errs) / cfg.draws,
                    "median_sup_error": float(np.median(errs)) if errs else None}
     else:
         metrics = fit_bias(cfg.n_hidden, cfg.seed, cfg.steps, cfg.lr)
-    w, c, a = small_network()
-    metrics["small_sup_error"] = float(np.abs(evaluate(w, c, a) - target(GRID)).max())  # the reference
+    w, c, a = small_network(act=act, x=x)
+    metrics["small_sup_error"] = float(np.abs(evaluate(w, c, a, x, act) - target(x)).max())  # the reference
     return {"metrics": metrics, "curve": {}, "device": "cpu"}
 
 
-def run(cfg: TheoryConfig, root=None, compute: bool = True, device: str = "auto"):
-    """The result of ``cfg`` from results/, computed first if absent and ``compute`` (CPU only)."""
-    return results.cached(cfg, evaluate_config, root, compute)
+# --- Gradient-trained networks on regression targets -----------------------------------------
+
+@dataclass(frozen=True)
+class FitConfig:
+    experiment: str = "theory_width"  # folder under results/
+    target: str = "smooth1d"         # a name in TARGETS (1-D or 2-D, on [-1, 1]^d)
+    mode: str = "bias"               # "bias" (Adam on b), "full" (Adam on everything), "readout" (least squares on W_out)
+    activation: str = "relu"         # a name in ACT
+    n_hidden: int = 100              # width (units)
+    steps: int = 2000                # Adam steps, full batch (bias and full modes)
+    lr: float = 0.03                 # initial learning rate, cosine-decayed to 0 over ``steps``
+    seed: int = 0                    # draws W_in, W_out and the initial b, all U[-R, R]
+
+    def __post_init__(self):
+        _check("FitConfig", self, self.n_hidden >= 1 and self.steps >= 0 and self.lr > 0,
+               "n_hidden >= 1, steps >= 0, lr > 0", target=TARGETS, mode=nets.MODES, activation=ACT)
+
+
+def mlp_out(net: nets.RandomMLP, x: torch.Tensor, act: str) -> torch.Tensor:
+    """The network of ``net``'s tensors with activation ``act``: (N, d) -> (N,)."""
+    return (ACT[act](x @ net.W_in.T + net.b) @ net.W_out.T)[:, 0]
+
+
+def adam(params, loss_fn, steps: int, lr: float) -> list[float]:
+    """Full-batch Adam with a cosine-decayed learning rate; the loss every steps/50 steps."""
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    losses = []
+    for t in range(steps):
+        opt.zero_grad()
+        loss = loss_fn()
+        if not loss.requires_grad:  # e.g. the biases of step units: the gradient is zero, nothing moves
+            return [loss.item()]
+        loss.backward()
+        opt.step()
+        sched.step()
+        if t % max(steps // 50, 1) == 0 or t == steps - 1:
+            losses.append(loss.item())
+    return losses
+
+
+def fit(cfg: FitConfig) -> dict:
+    """Train one network on ``cfg.target``; score sup / mean |error| on the finer test grid."""
+    d, g = TARGETS[cfg.target]
+    x_tr, x_te = (torch.from_numpy(points(d, s)).float() for s in ("train", "test"))
+    y_tr, y_te = (torch.from_numpy(g(x.numpy().astype(np.float64))).float() for x in (x_tr, x_te))
+    net = nets.RandomMLP(d, cfg.n_hidden, 1, cfg.mode, seed=cfg.seed, scale=R)
+    with torch.no_grad():  # biases spread like the weights, so the units' kinks cover the domain
+        net.b.copy_(nets.draw((cfg.n_hidden,), cfg.seed, "b0", "uniform", R))
+    losses = []
+    if cfg.mode == "readout":  # least squares, singular values below 1e-6 x the largest cut (n > N is ill-posed)
+        with torch.no_grad():
+            H = ACT[cfg.activation](x_tr @ net.W_in.T + net.b).double()  # (N, n_hidden)
+            sol = torch.linalg.lstsq(H, y_tr.double()[:, None], rcond=1e-6, driver="gelsd").solution
+            net.W_out.copy_(sol.T.float())
+    else:
+        losses = adam(list(net.parameters()), lambda: ((mlp_out(net, x_tr, cfg.activation) - y_tr) ** 2).mean(),
+                      cfg.steps, cfg.lr)
+    with torch.no_grad():
+        f = mlp_out(net, x_te, cfg.activation)
+    err = (f - y_te).abs()
+    metrics = {"sup_error": err.max().item(), "mean_error": err.mean().item(),
+               "n_trainable": net.n_trainable(), "final_loss": losses[-1] if losses else None}
+    return {"metrics": metrics, "curve": {"loss": losses}, "device": "cpu", "arrays": {"f": f.numpy()}}
+
+
+# --- A bias-only RNN on a finite trajectory ----------------------------------------------------
+
+def hopf(n_steps: int, z0=(0.2, 0.0), dt: float = 0.1, omega: float = 2 * math.pi / 2.5) -> np.ndarray:
+    """A trajectory (n_steps, 2) of the Euler map of the Hopf normal form, z_{t+1} = F(z_t):
+        u' = u + dt ((1 - r^2) u - omega v),   v' = v + dt ((1 - r^2) v + omega u),   r^2 = u^2 + v^2.
+    From z0 it spirals out to a cycle near the unit circle, one turn every 25 steps (omega dt = 2 pi / 25)."""
+    z = np.empty((n_steps, 2))
+    z[0] = z0
+    for t in range(n_steps - 1):
+        u, v = z[t]
+        r2 = u * u + v * v
+        z[t + 1] = u + dt * ((1 - r2) * u - omega * v), v + dt * ((1 - r2) * v + omega * u)
+    return z
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    experiment: str = "theory_rnn"   # folder under results/
+    mode: str = "bias"               # "bias" or "full" (nets.RandomRNN)
+    learn_h0: bool = True            # bias mode: learn the initial hidden state too (the theorem chooses it)
+    n_hidden: int = 100              # width (units)
+    horizon: int = 50                # steps of the trajectory fitted (the theorem's finite horizon)
+    gain: float = 1.5                # weights N(0, gain^2 / fan_in) (nets.draw "gaussian"); 2 explodes, 1 learns slowly
+    steps: int = 1000                # Adam steps on the mean squared error over the horizon
+    lr: float = 0.03                 # initial learning rate, cosine-decayed to 0
+    seed: int = 0                    # draws every weight
+
+    def __post_init__(self):
+        _check("RNNConfig", self, self.n_hidden >= 1 and self.horizon >= 2 and self.gain > 0
+               and self.steps >= 0 and self.lr > 0, "n_hidden >= 1, horizon >= 2, gain > 0, steps >= 0, lr > 0",
+               mode=("bias", "full"), learn_h0=(True, False))
+
+
+def fit_rnn(cfg: RNNConfig) -> dict:
+    """Fit y_t = W_out h_t to the Hopf trajectory z_0 .. z_{horizon-1} (no input: x_t = 0), then run on to
+    twice the horizon. Scores the sup and root-mean-square error over the horizon and beyond it."""
+    z = torch.from_numpy(hopf(2 * cfg.horizon)).float()  # (2 horizon, 2)
+    net = nets.RandomRNN(1, cfg.n_hidden, 2, cfg.mode, seed=cfg.seed, init="gaussian", scale=cfg.gain)
+    h0 = torch.zeros(1, cfg.n_hidden, requires_grad=cfg.mode == "bias" and cfg.learn_h0)
+    x = torch.zeros(1, 2 * cfg.horizon, 1)  # (batch, time, n_in): an autonomous system
+    T = cfg.horizon
+    params = list(net.parameters()) + ([h0] if h0.requires_grad else [])
+    start = lambda: None if cfg.mode == "full" else h0  # noqa: E731  (full mode learns net.h0 itself)
+    losses = adam(params, lambda: ((net(x[:, :T], start())[0] - z[:T]) ** 2).mean(), cfg.steps, cfg.lr)
+    with torch.no_grad():
+        y = net(x, start())[0]  # (2 horizon, 2)
+    err = (y - z).abs().amax(1)  # (2 horizon,): max over the two coordinates
+    metrics = {"sup_error": err[:T].max().item(), "rmse": ((y - z)[:T] ** 2).mean().sqrt().item(),
+               "sup_error_beyond": err[T:].max().item(), "n_trainable": len(torch.cat([p.flatten() for p in params]))}
+    return {"metrics": metrics, "curve": {"loss": losses, "error": err.tolist()}, "device": "cpu",
+            "arrays": {"y": y.numpy()}}
+
+
+# --- Running and presets -----------------------------------------------------------------------
+
+RUNNERS = {TheoryConfig: evaluate_config, MatchConfig: evaluate_config, FitConfig: fit, RNNConfig: fit_rnn}
+
+
+def run(cfg, root=None, compute: bool = True, device: str = "auto"):
+    """The result of ``cfg`` from results/, computed first if absent and ``compute`` (always on the CPU:
+    these networks are too small for a GPU to help)."""
+    return results.cached(cfg, RUNNERS[type(cfg)], root, compute)
 
 
 WIDTHS = {"paper": [30, 100, 300, 1000, 3000, 10000, 30000], "quick": [30, 300]}
@@ -138,3 +328,45 @@ def gradient(scale: str = "paper", seeds=range(5)) -> list[TheoryConfig]:
             for s in seeds for n in WIDTHS[scale] if n <= 3000]
 
 
+EPS = {"paper": [0.1, 0.05, 0.025], "quick": [0.1]}  # tolerances eps of the construction
+
+
+def tolerance(scale: str = "paper", seeds=(0,)) -> list[MatchConfig]:
+    """The ReLU construction at other tolerances eps: the width it needs grows like eps^-2 (nu = 2)."""
+    draws = 100 if scale == "paper" else 5
+    return [MatchConfig(experiment="theory_tolerance", eps=e, n_hidden=n, draws=draws, seed=1000 * s)
+            for s in seeds for e in EPS[scale] for n in WIDTHS[scale]]
+
+
+FIT_WIDTHS = {"paper": [10, 30, 100, 300, 1000, 3000], "quick": [10, 100]}
+VARIANTS = [("relu", -2.0), ("softplus", -2.0), ("softplus", -30.0), ("tanh", -30.0), ("step", -2.0)]
+
+
+def width(scale: str = "paper", seeds=range(3)) -> list[FitConfig]:
+    """Every target, three modes (bias, full, readout), at each width and seed (ReLU)."""
+    steps = 2000 if scale == "paper" else 100
+    return [FitConfig(target=t, mode=m, n_hidden=n, steps=steps, seed=s)
+            for t in TARGETS for m in ("bias", "full", "readout") for n in FIT_WIDTHS[scale] for s in seeds
+            if m == "readout" or n <= 1000]  # least squares is cheap: it alone goes to 3000 units
+
+
+def activation(scale: str = "paper", seeds=(0, 1, 2)) -> list:
+    """The construction with each activation (and silencing bias) of VARIANTS, and bias-only Adam on the
+    smooth 1-D target with each activation (ReLU's runs are those of ``width``)."""
+    draws, steps = (50, 2000) if scale == "paper" else (5, 100)
+    widths = [n for n in WIDTHS[scale] if 100 <= n <= 10000] or [100]
+    cons = [MatchConfig(activation=a, off_bias=o, n_hidden=n, draws=draws, seed=1000 * seeds[0])
+            for a, o in VARIANTS for n in widths]
+    grad = [FitConfig(experiment="theory_activation", activation=a, n_hidden=n, steps=steps, seed=s)
+            for a in ("softplus", "tanh", "step") for n in FIT_WIDTHS[scale] if n <= 1000 for s in seeds]
+    return cons + grad
+
+
+RNN_WIDTHS = {"paper": [25, 50, 100, 200], "quick": [20, 50]}
+
+
+def recurrent(scale: str = "paper", seeds=range(3)) -> list[RNNConfig]:
+    """Bias-only RNNs (with a learned initial state) of each width on the Hopf trajectory; full training for reference."""
+    steps = 1000 if scale == "paper" else 50
+    return [RNNConfig(mode=m, n_hidden=n, steps=steps, seed=s)
+            for m in ("bias", "full") for n in RNN_WIDTHS[scale] for s in seeds]
