@@ -40,3 +40,121 @@ def test_gradient_bias_learning_fits_on_a_wide_network():
 def test_bad_theory_config(kwargs):
     with pytest.raises(ValueError):
         theory.TheoryConfig(**kwargs)
+
+
+# --- The construction with a perfect partner, and silencing -----------------------------------
+
+def test_a_perfect_match_reproduces_the_small_network_exactly(monkeypatch):
+    """If the random network contains the small network's weights, the constructed biases copy it to rounding."""
+    w, c, a = theory.small_network()
+    rng = np.random.default_rng(0)
+    w_in, w_out = rng.uniform(-1, 1, 500), rng.uniform(-1, 1, 500)
+    slots = rng.choice(500, len(w), replace=False)
+    w_in[slots], w_out[slots] = w, a
+    fake = {"W_in": w_in, "W_out": w_out}
+    monkeypatch.setattr(theory.nets, "draw", lambda shape, seed, name, *args: __import__("torch").from_numpy(fake[name]))
+    out = theory.match(500, 1e-12, seed=0)
+    small = np.abs(theory.evaluate(w, c, a) - theory.target(theory.GRID)).max()
+    assert out["success"] and out["active"] == len(w)
+    assert abs(out["sup_error"] - small) < 1e-9
+
+
+@pytest.mark.parametrize("act,off,silent", [("relu", -2.0, True), ("step", -2.0, True), ("softplus", -2.0, False),
+                                            ("softplus", -40.0, True), ("tanh", -40.0, False)])
+def test_which_activations_a_very_negative_bias_silences(act, off, silent):
+    rng = np.random.default_rng(1)
+    w_in, w_out = rng.uniform(-1, 1, 200), rng.uniform(-1, 1, 200)
+    out = theory.evaluate(w_in, np.full(200, off), w_out, act=act)  # every unit "off"
+    assert (np.abs(out).max() < 1e-12) == silent
+
+
+def test_tanh_construction_leaves_an_offset_that_grows_with_width():
+    small = [theory.match(n, 0.05, seed=0, act="tanh", off_bias=-30.0) for n in (3000, 30000)]
+    relu = theory.match(3000, 0.05, seed=0)
+    assert all(o["success"] for o in small + [relu])
+    assert small[1]["sup_error"] > small[0]["sup_error"] > 5 * relu["sup_error"]
+
+
+# --- Gradient-trained regression and the RNN ---------------------------------------------------
+
+def test_bias_only_regression_learns_the_smooth_target():
+    """A stated floor: 300 units, 300 Adam steps on the biases bring the mean error on the test grid below 0.03."""
+    before = theory.fit(theory.FitConfig(n_hidden=300, steps=0))["metrics"]
+    after = theory.fit(theory.FitConfig(n_hidden=300, steps=300))["metrics"]
+    assert after["mean_error"] < 0.03 and after["mean_error"] < 0.2 * before["mean_error"]
+    assert after["n_trainable"] == 300
+
+
+@pytest.mark.parametrize("mode,n_trainable", [("bias", 50), ("readout", 50), ("full", 50 * 2 + 50 + 50)])
+def test_modes_train_what_they_say(mode, n_trainable):
+    out = theory.fit(theory.FitConfig(target="smooth2d", mode=mode, n_hidden=50, steps=20))
+    assert out["metrics"]["n_trainable"] == n_trainable
+    assert out["arrays"]["f"].shape == (len(theory.points(2, "test")),)
+
+
+def test_readout_least_squares_is_optimal_for_its_features():
+    """No other output weights do better on the training grid than the least-squares ones (a small perturbation is worse)."""
+    import torch
+    cfg = theory.FitConfig(mode="readout", n_hidden=40)
+    x = torch.from_numpy(theory.points(1, "train")).float()
+    y = torch.from_numpy(theory.target(x[:, 0].double().numpy())).float()
+    net = theory.nets.RandomMLP(1, 40, 1, "readout", seed=0, scale=theory.R)
+    with torch.no_grad():
+        net.b.copy_(theory.nets.draw((40,), 0, "b0", "uniform", theory.R))
+        H = torch.relu(x @ net.W_in.T + net.b).double()
+        sol = torch.linalg.lstsq(H, y.double()[:, None], rcond=1e-6, driver="gelsd").solution[:, 0]
+        loss = ((H @ sol - y) ** 2).mean()
+        worse = ((H @ (sol + 1e-3 * torch.randn(40, dtype=torch.float64)) - y) ** 2).mean()
+    assert loss < worse
+    assert theory.fit(cfg)["metrics"]["mean_error"] < 0.05
+
+
+def test_step_biases_get_no_gradient_and_do_not_move():
+    cfg = theory.FitConfig(activation="step", n_hidden=50, steps=50)
+    assert theory.fit(cfg)["metrics"]["sup_error"] == theory.fit(theory.FitConfig(
+        activation="step", n_hidden=50, steps=0))["metrics"]["sup_error"]
+
+
+def test_hopf_is_the_euler_map_and_stays_bounded():
+    z = theory.hopf(300)
+    u, v = z[10]
+    r2 = u * u + v * v
+    assert np.allclose(z[11], [u + 0.1 * ((1 - r2) * u - 2 * np.pi / 2.5 * v), v + 0.1 * ((1 - r2) * v + 2 * np.pi / 2.5 * u)])
+    assert np.all(np.linalg.norm(z, axis=1) < 1.2) and np.linalg.norm(z[-1]) > 0.9
+
+
+def test_bias_only_rnn_learns_and_keeps_its_weights():
+    out0 = theory.fit_rnn(theory.RNNConfig(n_hidden=100, horizon=20, steps=0))
+    out = theory.fit_rnn(theory.RNNConfig(n_hidden=100, horizon=20, steps=300))
+    assert out["metrics"]["n_trainable"] == 200  # b and the initial state
+    assert out["metrics"]["rmse"] < 0.5 * out0["metrics"]["rmse"]
+
+
+@pytest.mark.parametrize("cls,kwargs,error", [
+    (theory.FitConfig, dict(target="cubic"), "target"),
+    (theory.FitConfig, dict(mode="weights"), "mode"),
+    (theory.FitConfig, dict(activation="gelu"), "activation"),
+    (theory.FitConfig, dict(n_hidden=0), "n_hidden"),
+    (theory.FitConfig, dict(lr=0.0), "lr"),
+    (theory.MatchConfig, dict(activation="sigmoid"), "activation"),
+    (theory.MatchConfig, dict(eps=-0.1), "eps"),
+    (theory.RNNConfig, dict(mode="readout"), "mode"),
+    (theory.RNNConfig, dict(horizon=1), "horizon"),
+    (theory.RNNConfig, dict(gain=0.0), "gain"),
+])
+def test_bad_configs(cls, kwargs, error):
+    with pytest.raises(ValueError, match=error):
+        cls(**kwargs)
+
+
+def test_run_dispatches_and_caches(tmp_path):
+    cfg = theory.FitConfig(n_hidden=10, steps=5)
+    first = theory.run(cfg, root=tmp_path)
+    assert theory.run(cfg, root=tmp_path, compute=False)["metrics"] == first["metrics"]
+    assert theory.run(theory.RNNConfig(n_hidden=5, steps=1), root=tmp_path, compute=False) is None
+
+
+@pytest.mark.parametrize("preset", ["width", "activation", "tolerance", "recurrent"])
+def test_presets_have_unique_runs(preset):
+    cfgs = getattr(theory, preset)("paper", seeds=[0, 1, 2]) if preset != "tolerance" else theory.tolerance("paper")
+    assert len(set(cfgs)) == len(cfgs) > 0
