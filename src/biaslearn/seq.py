@@ -214,7 +214,8 @@ FREE_STEPS = {"paper": 500, "quick": 50}   # 500 samples = 10 time units = 9.1 L
 LR_GRID = {"bias": (3e-3, 1e-2, 3e-2, 1e-1, 3e-1), "full": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)}  # extended upwards while the top won
 SELECTED_AT = {("full", 1024): 512, ("full", 64): 32}  # (mode, width used) -> width it was chosen at
 LR = {("sines", "bias", 256): 1e-2, ("sines", "bias", 512): 1e-2, ("sines", "bias", 1024): 1e-2,
-      ("sines", "full", 256): 3e-2, ("sines", "full", 512): 1e-2, ("lorenz", "full", 512): 3e-4}
+      ("sines", "full", 256): 3e-2, ("sines", "full", 512): 1e-2, ("lorenz", "bias", 1024): 1e-1,
+      ("lorenz", "full", 512): 3e-4}
 LR_QUICK = {"bias": 1e-2, "full": 1e-3}
 
 
