@@ -135,3 +135,20 @@ def test_swap_config_rejects_mixed_weights():
 
 def test_int_and_float_give_the_same_key():
     assert results.key(dataclasses.replace(QUICK, scale=1)) == results.key(dataclasses.replace(QUICK, scale=1.0))
+
+
+def test_provenance_line_names_runs_seeds_commit_hardware_and_time(tmp_path):
+    """The caption line under a figure: from the stored runs, missing runs left out."""
+    from biaslearn import report
+
+    calls = []
+    pairs = []
+    for seed in (2, 0):
+        cfg = dataclasses.replace(QUICK, seed=seed)
+        pairs.append((cfg, results.cached(cfg, _fake_run(calls), root=tmp_path)))
+    pairs.append((dataclasses.replace(QUICK, seed=9), None))  # a missing run
+    line = report.provenance(pairs)
+    commit = results.code_version()["git_commit"][:7]
+    assert line.startswith("2 runs, seeds [0, 2]; code at commit " + commit)
+    assert f"{results.cpu_name()} CPU, " in line and line.endswith("min of training in all.")
+    assert report.provenance([(QUICK, None)]) == "No runs stored."

@@ -13,6 +13,7 @@ numbers (sine phases, the Lorenz initial perturbation, the test noise) come from
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from . import nets
 
@@ -47,7 +48,7 @@ def lorenz_rhs(x: np.ndarray, sigma=SIGMA, rho=RHO, beta=BETA) -> np.ndarray:
 
 def lorenz(n: int, dt: float = LORENZ_DT, x0=LORENZ_X0, substeps: int = LORENZ_SUBSTEPS,
            transient: float = 0.0) -> np.ndarray:
-    """The Lorenz trajectory sampled at t = dt * arange(n) after ``transient`` time units: (n, 3).
+    """The Lorenz trajectory (SIGMA, RHO, BETA) sampled at t = dt * arange(n) after ``transient`` time units: (n, 3).
 
     Classical fourth-order Runge-Kutta with the fixed step h = dt / substeps (float64). The
     transient is rounded to whole samples (``round(transient / dt)`` samples are discarded),
@@ -97,7 +98,7 @@ def pairs(signal: np.ndarray, context: int = 5) -> tuple[np.ndarray, np.ndarray]
 
 
 def _normal(seed: int, name: str, shape) -> np.ndarray:
-    import torch
+    """N(0, 1) numbers (float64) from the stream (seed, name)."""
     return torch.randn(shape, generator=nets.generator(seed, name), dtype=torch.float64).numpy()
 
 
@@ -119,7 +120,6 @@ def series(task: str, seed: int, n_pairs: tuple[int, int, int], context: int = 5
     n = sum(lengths)
     if task == "sines":
         g = nets.generator(seed, "sines/phase")
-        import torch
         phases = (torch.rand(len(SINES_OMEGA), generator=g, dtype=torch.float64) * 2 * np.pi).numpy()
         raw = sines(n, SINES_DT, tuple(phases))[:, None]                     # (n, 1)
     elif task == "lorenz":

@@ -43,11 +43,19 @@ def provenance(pairs) -> str:
     if not done:
         return "No runs stored."
     seeds = sorted({r["config"]["seed"] for r in done})
-    commits = sorted({r["provenance"]["git_commit"][:7] for r in done})
-    devices = sorted({f'{r["provenance"]["device"]} ({r["provenance"]["threads"]} threads)' for r in done})
+    commits = sorted({r["provenance"]["git_commit"][:7] + (" (with uncommitted changes)" if
+                      r["provenance"].get("git_dirty") else "") for r in done})
+    devices = sorted({hardware(r["provenance"]) for r in done})
     wall = sum(r["provenance"]["wall_seconds"] for r in done)
     return (f"{len(done)} runs, seeds {seeds}; code at commit {', '.join(commits)}; "
             f"{', '.join(devices)}; {wall / 60:.1f} min of training in all.")
+
+
+def hardware(p: dict) -> str:
+    """'AMD EPYC CPU, 2 threads' or the GPU's name: where a run was computed."""
+    if p["device"].startswith("cuda"):
+        return p.get("gpu") or p["device"]
+    return f'{p.get("cpu", "")} CPU, {p["threads"]} threads'.strip()
 
 
 def command(preset: str, scale: str, seeds, **lists) -> str:
@@ -60,4 +68,4 @@ def command(preset: str, scale: str, seeds, **lists) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-__all__ = ["collect", "missing", "summary", "provenance", "command", "results"]
+__all__ = ["collect", "missing", "summary", "provenance", "hardware", "command", "results"]

@@ -139,6 +139,7 @@ def provenance(wall_seconds: float, device: str) -> dict:
         "numpy": np.__version__,
         "device": device,
         "cpu": cpu_name(),
+        "gpu": torch.cuda.get_device_name(device) if str(device).startswith("cuda") else None,
         "threads": torch.get_num_threads(),
         "wall_seconds": round(wall_seconds, 2),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
