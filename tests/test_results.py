@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from biaslearn import results, train
 from biaslearn.train import Config
@@ -150,5 +151,6 @@ def test_provenance_line_names_runs_seeds_commit_hardware_and_time(tmp_path):
     line = report.provenance(pairs)
     commit = results.code_version()["git_commit"][:7]
     assert line.startswith("2 runs, seeds [0, 2]; code at commit " + commit)
-    assert f"{results.cpu_name()} CPU, " in line and line.endswith("min of training in all.")
+    assert f"; {results.cpu_name()} CPU, {torch.get_num_threads()} threads; " in line
+    assert line.endswith("min of training in all.")
     assert report.provenance([(QUICK, None)]) == "No runs stored."

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 
 from .data import PAPER_TASKS
-from . import theory
+from . import seq, theory
 from .train import Config, SwapConfig, run, run_swap
 
 # "paper": the paper's shape. "quick": a tiny version for smoke tests and laptops.
@@ -59,20 +59,17 @@ def feedforward_swap(scale: str = "paper", seeds=range(5), datasets=("mnist", "f
 
 
 # name -> (function(scale, seeds=..., ...) -> configs, runner(config, root=, compute=, device=)).
-PRESETS = {"feedforward": (feedforward, run), "feedforward_selection": (feedforward_selection, run),
-           "feedforward_bf16": (feedforward_bf16, run), "feedforward_swap": (feedforward_swap, run_swap),
-           "theory_matching": (theory.matching, theory.run), "theory_gradient": (theory.gradient, theory.run)}
-# Chapters with their own modules add their presets in this dict, above main().
-from . import seq as _seq  # noqa: E402  (the recurrent and Lorenz chapters)
-PRESETS["recurrent"] = (_seq.recurrent, _seq.run)
-PRESETS["recurrent_selection"] = (_seq.recurrent_selection, _seq.run)
-PRESETS["lorenz"] = (_seq.lorenz, _seq.run)
-PRESETS["lorenz_selection"] = (_seq.lorenz_selection, _seq.run)
-from . import theory as _theory  # noqa: E402  (the theory chapter)
-PRESETS["theory_width"] = (_theory.width, _theory.run)
-PRESETS["theory_activation"] = (_theory.activation, _theory.run)
-PRESETS["theory_tolerance"] = (_theory.tolerance, _theory.run)
-PRESETS["theory_rnn"] = (_theory.recurrent, _theory.run)
+PRESETS = {
+    "feedforward": (feedforward, run), "feedforward_selection": (feedforward_selection, run),
+    "feedforward_bf16": (feedforward_bf16, run), "feedforward_swap": (feedforward_swap, run_swap),
+    # the theory chapter
+    "theory_matching": (theory.matching, theory.run), "theory_tolerance": (theory.tolerance, theory.run),
+    "theory_gradient": (theory.gradient, theory.run), "theory_width": (theory.width, theory.run),
+    "theory_activation": (theory.activation, theory.run), "theory_rnn": (theory.recurrent, theory.run),
+    # the recurrent and Lorenz chapters
+    "recurrent": (seq.recurrent, seq.run), "recurrent_selection": (seq.recurrent_selection, seq.run),
+    "lorenz": (seq.lorenz, seq.run), "lorenz_selection": (seq.lorenz_selection, seq.run),
+}
 
 
 def main(argv=None):

@@ -39,23 +39,27 @@ def summary(values) -> tuple[float, float, int]:
 
 def provenance(pairs) -> str:
     """One line for a caption: how many runs, which seeds, which commit(s) and hardware, wall time."""
-    done = [r for _, r in pairs if r is not None]
+    done = [r["provenance"] | {"seed": r["config"]["seed"]} for _, r in pairs if r is not None]
     if not done:
         return "No runs stored."
-    seeds = sorted({r["config"]["seed"] for r in done})
-    commits = sorted({r["provenance"]["git_commit"][:7] + (" (with uncommitted changes)" if
-                      r["provenance"].get("git_dirty") else "") for r in done})
-    devices = sorted({hardware(r["provenance"]) for r in done})
-    wall = sum(r["provenance"]["wall_seconds"] for r in done)
-    return (f"{len(done)} runs, seeds {seeds}; code at commit {', '.join(commits)}; "
-            f"{', '.join(devices)}; {wall / 60:.1f} min of training in all.")
+    seeds = sorted({p["seed"] for p in done})
+    commits = ", ".join(sorted({p["git_commit"][:7] for p in done}))
+    dirty = sum(bool(p.get("git_dirty")) for p in done)
+    threads = {}
+    for p in done:
+        threads.setdefault(hardware(p), set()).add(p["threads"])
+    where = "; ".join(f"{h}, {'/'.join(map(str, sorted(t)))} threads" for h, t in sorted(threads.items()))
+    wall = sum(p["wall_seconds"] for p in done)
+    return (f"{len(done)} runs, seeds {seeds}; code at commit {commits}"
+            + (f" ({dirty} of them with uncommitted changes to src/)" if dirty else "")
+            + f"; {where}; {wall / 60:.1f} min of training in all.")
 
 
 def hardware(p: dict) -> str:
-    """'AMD EPYC CPU, 2 threads' or the GPU's name: where a run was computed."""
+    """Where a run was computed, from its provenance: 'AMD EPYC CPU' or the GPU's name."""
     if p["device"].startswith("cuda"):
         return p.get("gpu") or p["device"]
-    return f'{p.get("cpu", "")} CPU, {p["threads"]} threads'.strip()
+    return f'{p.get("cpu") or "unknown"} CPU'
 
 
 def command(preset: str, scale: str, seeds, **lists) -> str:

@@ -321,7 +321,7 @@ def matching(scale: str = "paper", seeds=(0,)) -> list[TheoryConfig]:
             for s in seeds for n in WIDTHS[scale]]
 
 
-def gradient(scale: str = "paper", seeds=range(5)) -> list[TheoryConfig]:
+def gradient(scale: str = "paper", seeds=range(3)) -> list[TheoryConfig]:
     """Gradient-trained bias-only networks of the same widths (one per seed)."""
     steps = 1500 if scale == "paper" else 100
     return [TheoryConfig(method="gradient", n_hidden=n, steps=steps, seed=s)
