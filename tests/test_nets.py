@@ -99,3 +99,21 @@ def test_fast_path_bfloat16_cache_is_close():
     assert abs(l32.item() - l16.item()) < 1e-2
     # a unit whose pre-activation sits at 0 may flip under rounding: compare whole vectors
     assert (g32 - g16).norm() < 0.05 * g32.norm()
+
+
+def test_fused_adam_takes_the_same_steps_as_plain_adam():
+    """train.py trains with fused Adam (much faster on 25M weights); it is the same algorithm."""
+    x, y = torch.rand(64, 20), torch.randint(0, 10, (64,))
+    start = nets.RandomMLP(20, 50, 10, "full", seed=3)
+    trained = []
+    for fused in (False, True):
+        net = copy.deepcopy(start)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2, fused=fused)
+        for _ in range(5):
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+        trained.append(list(net.parameters()))
+    for p0, p, q in zip(start.parameters(), *trained):
+        assert (p - p0).abs().max() > 1e-3  # the weights moved
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

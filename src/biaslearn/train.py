@@ -169,7 +169,9 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
         X_tr, X_ev = x_tr.to(dev), x_ev.to(dev)
     setup_seconds = time.perf_counter() - t0
     params = list(model.parameters())
-    opt = (torch.optim.Adam(params, lr=cfg.lr) if cfg.optimizer == "adam"
+    # Fused Adam: one kernel per step instead of a dozen passes over the 25 million weights of a
+    # fully trained network (a third of its step time on a CPU); the same update, to rounding.
+    opt = (torch.optim.Adam(params, lr=cfg.lr, fused=dev.type in ("cpu", "cuda")) if cfg.optimizer == "adam"
            else torch.optim.SGD(params, lr=cfg.lr, momentum=0.9))
     order_gen = nets.generator(cfg.seed, "order")
     curve = {"epoch": [], "train_loss": [], "eval_acc": [], "eval_loss": [], "seconds": []}
