@@ -45,7 +45,7 @@ def variant(name: str, full_batches: int, n: int = N) -> dict:
     x, y = torch.rand(n, D, generator=g).to(dev), torch.randint(0, K, (n,), generator=g).to(dev)
     mode = "full" if name.startswith("full") else "bias"
     model = nets.RandomMLP(D, H, K, mode).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = train.optimizer(model.parameters(), "adam", 1e-3, dev)
     t0 = time.perf_counter()
     setup = 0.0
     if name == "fast":
