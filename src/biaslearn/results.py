@@ -11,6 +11,7 @@ existing result, or, if ``compute`` is on, runs ``fn(config)`` and stores what i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -116,8 +117,11 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache
 def code_version() -> dict:
-    """The git commit of the code, and whether src/ had uncommitted changes (taken when a run starts)."""
+    """The git commit of the code, and whether src/ had uncommitted changes: taken once per
+    process, when its first run starts, so a commit made while a sweep runs is not credited
+    with code the sweep never loaded."""
     def git(*args):
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
