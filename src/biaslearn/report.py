@@ -55,6 +55,11 @@ def provenance(pairs) -> str:
             + f"; {where}; {wall / 60:.1f} min of training in all.")
 
 
+def built_here(what: str) -> str:
+    """The caption line of a figure that shows no stored run: it is computed by the page itself."""
+    return f"Computed while this page was built, from {what}; no stored runs."
+
+
 def hardware(p: dict) -> str:
     """Where a run was computed, from its provenance: 'AMD EPYC CPU' or the GPU's name."""
     if p["device"].startswith("cuda"):
@@ -72,4 +77,4 @@ def command(preset: str, scale: str, seeds, **lists) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-__all__ = ["collect", "missing", "summary", "provenance", "hardware", "command", "results"]
+__all__ = ["collect", "missing", "summary", "provenance", "built_here", "hardware", "command", "results"]

@@ -10,8 +10,9 @@ used), and checks on each page that
   - no cell output is an error or a traceback;
   - every relative link and every resource the page loads answers 200 (and #anchors exist);
   - the page raises no JavaScript exception.
-A figure whose cell (or the next) prints no provenance line ("N runs, seeds [...]" from
-report.provenance) is listed as a warning: illustrations that show no run need none.
+  - every figure's cell (or the next) prints its provenance: which runs it shows, with their
+    commit, hardware and wall time ("N runs, seeds [...]", report.provenance), or that the page
+    computed it itself (report.built_here).
 Requests to other hosts are blocked (this must pass offline) and listed as warnings. A
 screenshot of each page goes to _build/screenshots/. Not collected by plain pytest (no test_
 prefix); exits non-zero if any page fails, after a "N passed, N failed" line.
@@ -109,14 +110,14 @@ def check_page(context, base: str, page: str, shots: Path) -> tuple[list[str], l
     # Provenance: a figure's cell (or the next) prints which runs it shows (report.provenance).
     bare = p.evaluate(r"""() => [...document.querySelectorAll('div.cell')].filter(c =>
         c.querySelector('.cell_output img')).filter(c => {
-          const next = c.nextElementSibling, re = /\d+ runs?, seeds|No runs stored/;
+          const next = c.nextElementSibling, re = /\d+ runs?, seeds|No runs stored|Computed while this page was built/;
           return !re.test(c.innerText) && !(next && next.matches('div.cell') && re.test(next.innerText));
         }).map(c => { let h = c.previousElementSibling;
           while (h && !/^H[1-4]$/.test(h.tagName) && !h.querySelector('h1,h2,h3,h4')) h = h.previousElementSibling;
           const t = h ? (h.querySelector('h1,h2,h3,h4') || h).innerText : '';
           return t.replace(/[#¶]/g, '').trim(); })""")
     for heading in bare:
-        warn.append(f"figure without a provenance line (count, seeds, commit, hardware, time), after '{heading[:60]}'")
+        fail.append(f"figure without a provenance line (count, seeds, commit, hardware, time), after '{heading[:60]}'")
 
     # Cell outputs: errors and tracebacks (stderr is a warning).
     for el in p.locator(ERRORS).all():
