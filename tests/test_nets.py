@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from biaslearn import nets, train
 
 
-@pytest.mark.parametrize("mode,expected", [("bias", 300), ("readout", 3000), ("full", 50 * 300 + 300 + 3000)])
+@pytest.mark.parametrize("mode,expected", [("bias", 300), ("readout", 3000), ("full", 50 * 300 + 300 + 3000),
+                                           ("mask", 300)])
 def test_trainable_parameter_count(mode, expected):
     assert nets.RandomMLP(50, 300, 10, mode).n_trainable() == expected
 
@@ -67,6 +68,42 @@ def test_gaussian_init_scale():
 def test_bad_network_arguments(kwargs, error):
     with pytest.raises(ValueError, match=error):
         nets.RandomMLP(4, 4, 2, **kwargs)
+
+
+def test_rnn_has_no_mask_mode():
+    with pytest.raises(ValueError, match="RandomMLP only"):
+        nets.RandomRNN(4, 4, 2, "mask")
+
+
+def test_mask_is_hard_forward_and_learns_only_scores():
+    """Mask mode: unit j counts iff s_j > 0 (exactly, in the forward pass); only s is learned."""
+    model = nets.RandomMLP(20, 64, 10, "mask", seed=1)
+    assert [n for n, _ in model.named_parameters()] == ["s"] and (model.s > 0).all()
+    with torch.no_grad():
+        model.s[::2] = -1.0
+    x = torch.rand(8, 20)
+    h = torch.relu(x @ model.W_in.T + model.b) * (model.s > 0)
+    torch.testing.assert_close(model(x), h @ model.W_out.T)
+    F.cross_entropy(model(x), torch.randint(0, 10, (8,))).backward()
+    assert model.s.grad.abs().sum() > 0  # switched-off units still get a gradient (straight-through)
+
+
+def test_rerun_keeps_weights_and_redraws_the_learned_vector():
+    a, b = nets.RandomMLP(20, 64, 10, "mask", seed=1), nets.RandomMLP(20, 64, 10, "mask", seed=1, rerun=1)
+    assert torch.equal(a.W_in, b.W_in) and torch.equal(a.W_out, b.W_out)
+    assert not torch.equal(a.b, b.b) and not torch.equal(a.s, b.s) and (b.s > 0).all()
+
+
+@pytest.mark.parametrize("mode", ["readout", "mask", "bias"])
+def test_cached_head_equals_plain_network(mode):
+    """Readout and mask runs train from cached rows of W_in x through RandomMLP.head: the same
+    loss and gradients as the plain network."""
+    x, y = torch.rand(40, 30), torch.randint(0, 10, (40,))
+    nets_ = [nets.RandomMLP(30, 100, 10, mode, seed=4) for _ in range(2)]
+    F.cross_entropy(nets_[0](x), y).backward()
+    F.cross_entropy(nets_[1].head(train.project(x, nets_[1].W_in)), y).backward()
+    for (n, p0), (_, p1) in zip(nets_[0].named_parameters(), nets_[1].named_parameters()):
+        torch.testing.assert_close(p0.grad, p1.grad, rtol=1e-5, atol=1e-7, msg=n)
 
 
 def test_device_default_is_cpu_without_cuda():

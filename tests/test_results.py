@@ -22,7 +22,7 @@ def _fake_run(calls):
 
 OTHER = {"experiment": "other", "dataset": "mnist", "mode": "full", "n_hidden": 65, "init": "gaussian",
          "scale": 0.2, "out_bias": True, "seed": 1, "epochs": 2, "batch_size": 128, "optimizer": "sgd",
-         "lr": 0.01, "split": "val", "val_size": 100, "n_train": 301, "cache_dtype": "bfloat16"}
+         "lr": 0.01, "split": "val", "val_size": 100, "n_train": 301, "cache_dtype": "bfloat16", "rerun": 1}
 
 
 def test_key_depends_on_every_field_and_schema(monkeypatch):
@@ -33,6 +33,15 @@ def test_key_depends_on_every_field_and_schema(monkeypatch):
         assert results.key(dataclasses.replace(QUICK, **{name: value})) != k, name
     monkeypatch.setattr(results, "SCHEMA", results.SCHEMA + 1)
     assert results.key(QUICK) != k
+
+
+def test_a_field_added_later_keeps_old_keys_at_its_default():
+    """Config.ADDED fields are left out of the key at their default: runs stored before the field
+    existed are still found (the key of Figure 1's first run is the one its file was stored under)."""
+    assert "rerun" not in results.canonical(QUICK)
+    assert results.canonical(dataclasses.replace(QUICK, rerun=2))["rerun"] == 2
+    first = Config(dataset="mnist", mode="bias", lr=0.01, seed=0)
+    assert results.key(first) == "e41861783c9f11de"
 
 
 def test_cached_computes_once_then_loads(tmp_path):

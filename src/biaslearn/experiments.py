@@ -2,6 +2,7 @@
 
     python -m biaslearn.experiments feedforward_selection --scale paper
     python -m biaslearn.experiments feedforward --scale paper --seeds 0 1 2 3 4
+    python -m biaslearn.experiments width --scale paper --seeds 0 1 2
 
 Every run is memoised in results/, so an interrupted sweep resumes where it stopped.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 
 from .data import PAPER_TASKS
 from . import seq, theory
@@ -58,6 +60,82 @@ def feedforward_swap(scale: str = "paper", seeds=range(5), datasets=("mnist", "f
     return [SwapConfig(runs=tuple(feedforward(scale, [s], datasets, modes=("bias",))), seed=s) for s in seeds]
 
 
+# --- The width chapter (beyond the paper): accuracy vs hidden width, per way of training ------
+
+WIDTHS = {"paper": (10, 32, 100, 316, 1000, 3162, 10_000, 32_000, 64_000), "quick": (16, 64, 256)}
+REGIMES = {  # name -> the Config fields that make it
+    "bias": dict(mode="bias"),                                   # the paper's: U[-0.1, 0.1] weights
+    "bias_gauss": dict(mode="bias", init="gaussian", scale=1.0),  # N(0, 1/fan_in) weights
+    "full": dict(mode="full"),                                   # everything trained
+    "readout": dict(mode="readout"),                             # random features: W_out trained
+}
+MAX_WIDTH = {"full": 32_000}  # wider fully trained runs take hours each on a 2-core CPU
+# Learning rates: for each regime, a grid at three widths on a validation split of MNIST's
+# training data (seed 0, 20 epochs); a width uses the winner at the nearest of these widths (on a
+# log scale). At 32,000 and beyond, bias and full use Figure 1's rates (selected at 32,000).
+SELECT_WIDTHS = {"paper": (32, 316, 3162), "quick": (64,)}
+WIDTH_LR_GRID = {"bias": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "bias_gauss": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+                 "full": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "readout": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
+                 "mask": [1e-3, 1e-2, 1e-1]}
+WIDTH_LR = {  # the winners of width_selection at each selection width (a test checks this)
+}
+MASK_WIDTH = {"paper": 3162, "quick": 64}  # the masking control: learn which units to keep, at this width
+
+
+def _width_config(scale, regime, n, **fields) -> Config:
+    q = {k: v for k, v in SCALES[scale].items() if k != "n_hidden"}
+    mode_fields = REGIMES.get(regime, dict(mode=regime))
+    return Config(n_hidden=n, cache_dtype="bfloat16" if n > 32_000 else "float32",
+                  **q, **mode_fields, **fields)
+
+
+def width_lr(regime: str, n: int, scale: str = "paper") -> float:
+    """The learning rate a run of ``regime`` at width ``n`` uses (see WIDTH_LR)."""
+    mode = REGIMES.get(regime, {}).get("mode")
+    if scale == "paper" and n >= 32_000 and regime in ("bias", "full"):
+        return LR[mode]
+    table = WIDTH_LR.get(scale, {}).get(regime, {})
+    if not table:  # not selected yet (or scale "quick"): the middle of the grid
+        return WIDTH_LR_GRID[regime][len(WIDTH_LR_GRID[regime]) // 2]
+    return table[min(table, key=lambda w: abs(math.log(w / n)))]
+
+
+def width_selection(scale: str = "paper", dataset: str = "mnist") -> list[Config]:
+    """Learning-rate grids per regime at SELECT_WIDTHS (and the mask at MASK_WIDTH), validation split."""
+    out = [_width_config(scale, r, n, experiment="width_selection", dataset=dataset, split="val", lr=lr)
+           for r in REGIMES for n in SELECT_WIDTHS[scale] for lr in WIDTH_LR_GRID[r]]
+    return out + [_width_config(scale, "mask", MASK_WIDTH[scale], experiment="width_selection",
+                                dataset=dataset, split="val", lr=lr) for lr in WIDTH_LR_GRID["mask"]]
+
+
+def width(scale: str = "paper", seeds=range(3), datasets=("mnist", "fashion_mnist"),
+          modes=tuple(REGIMES)) -> list[Config]:
+    """Test accuracy vs width: every regime (``modes``), every width, seeds; data sets in turn and
+    widths ascending, so an interrupted sweep leaves whole curves. At width 32,000 the bias and full
+    runs are Figure 1's (experiment "feedforward", the same configs)."""
+    out = []
+    for d in datasets:
+        for n in WIDTHS[scale]:
+            for r in modes:
+                if n > MAX_WIDTH.get(r, n):
+                    continue
+                for s in seeds:
+                    if scale == "paper" and n == 32_000 and r in ("bias", "full"):
+                        out += feedforward(scale, [s], [d], modes=(r,))
+                    else:
+                        out.append(_width_config(scale, r, n, experiment="width", dataset=d, seed=s,
+                                                 lr=width_lr(r, n, scale)))
+    return out
+
+
+def width_mask(scale: str = "paper", seeds=range(3), datasets=("mnist",)) -> list[Config]:
+    """The masking control at MASK_WIDTH: a learned binary mask over the units, and a second bias-only
+    run on the same weights (rerun=1), next to the width sweep's bias-only run of each seed."""
+    n = MASK_WIDTH[scale]
+    return [_width_config(scale, r, n, experiment="width", dataset=d, seed=s, lr=width_lr(r, n, scale), rerun=k)
+            for d in datasets for s in seeds for r, k in (("bias", 0), ("mask", 0), ("bias", 1))]
+
+
 # name -> (function(scale, seeds=..., ...) -> configs, runner(config, root=, compute=, device=)).
 PRESETS = {
     "feedforward": (feedforward, run), "feedforward_selection": (feedforward_selection, run),
@@ -69,6 +147,8 @@ PRESETS = {
     # the recurrent and Lorenz chapters
     "recurrent": (seq.recurrent, seq.run), "recurrent_selection": (seq.recurrent_selection, seq.run),
     "lorenz": (seq.lorenz, seq.run), "lorenz_selection": (seq.lorenz_selection, seq.run),
+    # the width chapter
+    "width": (width, run), "width_selection": (width_selection, run), "width_mask": (width_mask, run),
 }
 
 

@@ -11,6 +11,8 @@ adding a tensor never shifts another. Which tensors are learned is set by ``mode
     "bias"     only the hidden biases b               (the paper's networks)
     "full"     every weight and bias                   (the fully trained baseline)
     "readout"  only W_out (and c): random features / an echo-state network
+    "mask"     only a score s_j per hidden unit; unit j is on iff s_j > 0 (a binary mask
+               learned with a straight-through gradient; MLP only): the masking control
 
 Frozen tensors are registered as buffers, not as parameters with requires_grad=False, so
 ``model.parameters()`` is exactly what is learned.
@@ -27,6 +29,7 @@ MODES = {  # which tensors are trainable parameters in each mode
     "bias": {"b"},
     "full": {"W_in", "W_rec", "b", "W_out", "c", "h0"},
     "readout": {"W_out", "c"},
+    "mask": {"s"},
 }
 INITS = ("uniform", "gaussian")
 
@@ -82,26 +85,38 @@ class _Random(nn.Module):
 class RandomMLP(_Random):
     """One hidden ReLU layer: x (batch, n_in) -> logits (batch, n_out).
 
-    Hidden biases start from the same distribution as the weights (their own generator);
-    no output bias unless ``out_bias``.
+    Hidden biases start from U[-0.1, 0.1] (their own generator); no output bias unless
+    ``out_bias``. ``rerun`` k > 0 keeps the weights and draws another starting b (and s).
     """
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int, mode: str = "bias",
                  seed: int = 0, init: str = "uniform", scale: float = 0.1,
-                 out_bias: bool = False):
+                 out_bias: bool = False, rerun: int = 0):
         super().__init__(mode)
+        again = f"/rerun{rerun}" if rerun else ""  # rerun k: same weights, another starting b (and s)
         self._put("W_in", draw((n_hidden, n_in), seed, "W_in", init, scale))    # (n_hidden, n_in)
-        self._put("b", draw((n_hidden,), seed, "b", "uniform", 0.1))             # (n_hidden,)
+        self._put("b", draw((n_hidden,), seed, "b" + again, "uniform", 0.1))     # (n_hidden,)
         self._put("W_out", draw((n_out, n_hidden), seed, "W_out", init, scale))  # (n_out, n_hidden)
         if out_bias:
             self._put("c", torch.zeros(n_out))
+        if mode == "mask":  # scores start positive (every unit on) in [0, 0.1]
+            self._put("s", draw((n_hidden,), seed, "s" + again, "uniform", 0.05) + 0.05)
 
-    def hidden(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(x @ self.W_in.T + self.b)  # (batch, n_hidden)
+    def gate(self) -> torch.Tensor:
+        """Mask mode: the hard mask [s > 0] forward, the gradient of sigmoid(s) backward."""
+        soft = torch.sigmoid(self.s)
+        return (self.s > 0).to(soft.dtype) + soft - soft.detach()  # (n_hidden,)
+
+    def head(self, pre: torch.Tensor) -> torch.Tensor:
+        """Logits from the pre-activations W_in x, (batch, n_hidden) -> (batch, n_out)."""
+        h = torch.relu(pre + self.b)
+        if self.mode == "mask":
+            h = h * self.gate()
+        y = h @ self.W_out.T
+        return y + self.c if hasattr(self, "c") else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.hidden(x) @ self.W_out.T  # (batch, n_out)
-        return y + self.c if hasattr(self, "c") else y
+        return self.head(x @ self.W_in.T)  # (batch, n_out)
 
 
 class RandomRNN(_Random):
@@ -114,6 +129,8 @@ class RandomRNN(_Random):
                  seed: int = 0, init: str = "uniform", scale: float = 0.1,
                  out_bias: bool = False):
         super().__init__(mode)
+        if mode == "mask":
+            raise ValueError("mode 'mask' is for RandomMLP only")
         self._put("W_in", draw((n_hidden, n_in), seed, "W_in", init, scale))
         self._put("W_rec", draw((n_hidden, n_hidden), seed, "W_rec", init, scale))
         self._put("b", draw((n_hidden,), seed, "b", "uniform", 0.1))

@@ -40,6 +40,9 @@ def results_dir(path: str | os.PathLike | None = None) -> Path:
 def canonical(config) -> dict:
     """The config as plain JSON data (tuples become lists), with the schema and the type name."""
     d = {"schema": SCHEMA, "type": type(config).__name__, **dataclasses.asdict(config)}
+    for name, default in getattr(config, "ADDED", {}).items():  # fields newer than stored results
+        if d[name] == default:
+            del d[name]
     return json.loads(json.dumps(d, sort_keys=True))
 
 

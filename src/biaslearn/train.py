@@ -4,11 +4,12 @@
     train(config)      trains a RandomMLP and returns metrics, curve, device, arrays
     run(config)        the same, memoised in results/ (see results.py)
 
-In "bias" mode the input projection W_in x never changes, so it is computed once per data
-set and weight draw (``project``) and the biases are trained over the cached
-pre-activations with a hand-written fused step (``bias_step``) that streams each
-mini-batch through the cache in slices small enough to stay in the CPU cache. The test
-suite checks it against the plain autograd network (same loss, same bias gradient).
+Unless the network is fully trained, the input projection W_in x never changes, so it is
+computed once per data set and weight draw (``project``) and training runs over the cached
+pre-activations. In "bias" mode a hand-written fused step (``bias_step``) streams each
+mini-batch through the cache in slices small enough to stay in the CPU cache; "readout" and
+"mask" use autograd from the cached rows on (``RandomMLP.head``). The test suite checks
+both against the plain autograd network (same loss, same gradients).
 """
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ class Config:
     val_size: int = 10_000           # examples held out when split == "val"
     n_train: int = 0                 # use only this many training examples (0: all)
     cache_dtype: str = "float32"     # bias mode: dtype of the cached projection ("float32", "bfloat16")
+    rerun: int = 0                   # k > 0: the same weights, another initial b (or s) and batch order
+
+    # Fields added after results were stored: left out of the result key at their default, so
+    # the stored runs keep their keys (results.canonical).
+    ADDED = {"rerun": 0}
 
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
@@ -145,10 +151,20 @@ def cached_logits(P: torch.Tensor, b: torch.Tensor, W_out: torch.Tensor, c: torc
 
 
 def _logits(model: nets.RandomMLP, x_or_P: torch.Tensor, cached: bool, chunk: int = 2048):
-    if cached:
+    if cached and model.mode == "bias":
         return cached_logits(x_or_P, model.b, model.W_out, getattr(model, "c", None))[0]
-    outs = [model(x_or_P[i:i + chunk].to(model.b.device)) for i in range(0, len(x_or_P), chunk)]
-    return torch.cat(outs)
+    f = (lambda P: model.head(P.float())) if cached else model
+    return torch.cat([f(x_or_P[i:i + chunk].to(model.b.device)) for i in range(0, len(x_or_P), chunk)])
+
+
+@torch.no_grad()
+def _active(model: nets.RandomMLP, P: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """(n_hidden,) bool: units with a nonzero output on some row of the cache P (and, in mask
+    mode, left on by the mask)."""
+    on = torch.zeros(model.b.shape[0], dtype=torch.bool, device=model.b.device)
+    for i in range(0, len(P), chunk):
+        on |= ((P[i:i + chunk].float() + model.b) > 0).any(0)
+    return on & (model.s > 0) if model.mode == "mask" else on
 
 
 def optimizer(params, name: str, lr: float, dev: torch.device) -> torch.optim.Optimizer:
@@ -166,11 +182,11 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
     dev = nets.device(device)
     x_tr, y_tr, x_ev, y_ev = split(cfg)
     model = nets.RandomMLP(x_tr.shape[1], cfg.n_hidden, 10, cfg.mode, cfg.seed, cfg.init,
-                           cfg.scale, cfg.out_bias).to(dev)
+                           cfg.scale, cfg.out_bias, cfg.rerun).to(dev)
     y_tr, y_ev = y_tr.to(dev), y_ev.to(dev)
-    fast = cfg.mode == "bias"
+    fast, cached = cfg.mode == "bias", cfg.mode != "full"
     t0 = time.perf_counter()
-    if fast:  # the input projection never changes: compute it once
+    if cached:  # the input projection never changes: compute it once
         dtype = getattr(torch, cfg.cache_dtype)
         X_tr, X_ev = project(x_tr, model.W_in, dtype), project(x_ev, model.W_in, dtype)
     else:
@@ -178,13 +194,14 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
     setup_seconds = time.perf_counter() - t0
     params = list(model.parameters())
     opt = optimizer(params, cfg.optimizer, cfg.lr, dev)
-    order_gen = nets.generator(cfg.seed, "order")
+    order_gen = nets.generator(cfg.seed, f"order/rerun{cfg.rerun}" if cfg.rerun else "order")
     curve = {"epoch": [], "train_loss": [], "eval_acc": [], "eval_loss": [], "seconds": []}
 
     def evaluate():
         with torch.no_grad():
-            logits = _logits(model, X_ev, fast)
-            return (logits.argmax(1) == y_ev).float().mean().item(), F.cross_entropy(logits, y_ev).item()
+            logits = _logits(model, X_ev, cached)
+            return ((logits.argmax(1) == y_ev).float().mean().item(), F.cross_entropy(logits, y_ev).item(),
+                    logits.argmax(1))
 
     n, work = len(X_tr), {}
     for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.dataset} {cfg.mode} n={cfg.n_hidden} seed={cfg.seed}",
@@ -200,21 +217,28 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
                                          getattr(model, "c", None), work=work)
                 model.b.grad = grad_b
             else:
-                loss = F.cross_entropy(model(X_tr[rows]), y_tr[rows])
+                out = model.head(X_tr[rows].float()) if cached else model(X_tr[rows])
+                loss = F.cross_entropy(out, y_tr[rows])
                 loss.backward()
             opt.step()
             total += loss.item() * len(rows)
-        acc, ev_loss = evaluate()
+        acc, ev_loss, _ = evaluate()
         curve["epoch"].append(epoch)
         curve["train_loss"].append(total / n)
         curve["eval_acc"].append(acc)
         curve["eval_loss"].append(ev_loss)
         curve["seconds"].append(time.perf_counter() - t)
-    acc, ev_loss = evaluate()
+    acc, ev_loss, pred = evaluate()
     metrics = {"eval_acc": acc, "eval_loss": ev_loss, "n_trainable": model.n_trainable(),
                "n_train": n, "n_eval": len(X_ev), "setup_seconds": setup_seconds,
                "seconds_per_epoch": float(np.mean(curve["seconds"])) if curve["seconds"] else 0.0}
-    arrays = {"b": model.b.detach().cpu().numpy()} if cfg.mode == "bias" else None
+    arrays = {"pred": pred.to(torch.uint8).cpu().numpy()}  # the predicted class of every eval example
+    if cfg.mode in ("bias", "mask"):  # which units the learned vector leaves on, on the eval set
+        active = _active(model, X_ev)
+        metrics["active_fraction"] = active.float().mean().item()
+        arrays |= {"b": model.b.detach().cpu().numpy(), "active": np.packbits(active.cpu().numpy())}
+        if cfg.mode == "mask":
+            arrays["s"] = model.s.detach().cpu().numpy()
     return {"metrics": metrics, "curve": curve, "device": str(dev), "arrays": arrays}
 
 
