@@ -36,3 +36,37 @@ def test_chosen_learning_rates_are_the_validation_winners():
 def test_every_preset_has_a_quick_scale(preset):
     make, runner = experiments.PRESETS[preset]
     assert len(make("quick")) > 0 and callable(runner)
+
+
+def _regime(c):
+    return "bias_gauss" if c.mode == "bias" and c.init == "gaussian" else c.mode
+
+
+def test_width_learning_rates_are_the_validation_winners():
+    """WIDTH_LR holds, per regime and selection width, the best learning rate of the committed
+    validation runs (every grid complete; a winner on the edge of its grid would mean a grid too small)."""
+    best = defaultdict(lambda: (None, -1.0))
+    for c in experiments.width_selection("paper"):
+        assert c.split == "val" and c.dataset == "mnist" and c.seed == 0
+        r = run(c, compute=False)
+        assert r is not None, f"selection run missing from results/: {c}"
+        k = (_regime(c), c.n_hidden)
+        if r["metrics"]["eval_acc"] > best[k][1]:
+            best[k] = (c.lr, r["metrics"]["eval_acc"])
+    chosen = {(reg, n): lr for reg, table in experiments.WIDTH_LR["paper"].items() for n, lr in table.items()}
+    assert chosen == {k: lr for k, (lr, _) in best.items()}
+
+
+def test_width_sweep_reuses_figure_1_and_caps_full_training():
+    cfgs = experiments.width("paper")
+    ff = set(experiments.feedforward("paper", range(3), ("mnist", "fashion_mnist")))
+    assert {c for c in cfgs if c.experiment == "feedforward"} == ff
+    assert max(c.n_hidden for c in cfgs if c.mode == "full") == experiments.MAX_WIDTH["full"]
+    assert all(c.cache_dtype == ("bfloat16" if c.n_hidden > 32_000 else "float32") for c in cfgs)
+    assert all(c.epochs == 20 and c.split == "test" for c in cfgs)
+    gauss = [c for c in cfgs if c.init == "gaussian"]
+    assert gauss and all(c.mode == "bias" and c.scale == 1.0 for c in gauss)
+    # the masking control: a learned mask and a rerun of bias-only on the same weights, per seed
+    mask = experiments.width_mask("paper")
+    assert {(c.mode, c.rerun) for c in mask} == {("bias", 0), ("mask", 0), ("bias", 1)}
+    assert {c for c in mask if c.mode == "bias" and c.rerun == 0} <= set(cfgs)

@@ -109,13 +109,13 @@ def width_selection(scale: str = "paper", dataset: str = "mnist") -> list[Config
 
 
 def width(scale: str = "paper", seeds=range(3), datasets=("mnist", "fashion_mnist"),
-          modes=tuple(REGIMES)) -> list[Config]:
+          modes=tuple(REGIMES), widths=None) -> list[Config]:
     """Test accuracy vs width: every regime (``modes``), every width, seeds; data sets in turn and
     widths ascending, so an interrupted sweep leaves whole curves. At width 32,000 the bias and full
     runs are Figure 1's (experiment "feedforward", the same configs)."""
     out = []
     for d in datasets:
-        for n in WIDTHS[scale]:
+        for n in widths or WIDTHS[scale]:
             for r in modes:
                 if n > MAX_WIDTH.get(r, n):
                     continue
@@ -160,10 +160,11 @@ def main(argv=None):
     ap.add_argument("--scale", default="paper", choices=sorted(SCALES))
     ap.add_argument("--seeds", type=int, nargs="*", default=None)
     ap.add_argument("--datasets", nargs="*", default=None)
-    ap.add_argument("--modes", nargs="*", default=None)
+    ap.add_argument("--modes", nargs="*", default=None, help="modes (feedforward) or regimes (width)")
+    ap.add_argument("--widths", type=int, nargs="*", default=None, help="width preset: only these widths")
     ap.add_argument("--device", default="auto")
     a = ap.parse_args(argv)
-    kw = {k: v for k, v in dict(seeds=a.seeds, datasets=a.datasets, modes=a.modes).items() if v}
+    kw = {k: v for k, v in dict(seeds=a.seeds, datasets=a.datasets, modes=a.modes, widths=a.widths).items() if v}
     make, runner = PRESETS[a.preset]
     for cfg in tqdm(make(a.scale, **kw), desc=a.preset):
         r = runner(cfg, device=a.device)

@@ -1,0 +1,95 @@
+"""The width chapter's analysis: how wide must a bias-only network be to match full training?
+
+    by_width(pairs)                {width: [metric of each stored run]}
+    matched_width(curve, target)   the width at which a mean accuracy curve first reaches target
+    matched_widths(bias, full)     for each width n of full training: the bias-only width with
+                                   the same accuracy (None where bias-only never got there)
+    fit_law(n, m, law)             a power law m = C n^alpha or an exponential m = C e^(alpha n)
+    bootstrap_fits(bias, full)     the fitted exponent over resamples of the seeds
+    jaccard(a, b)                  overlap of two sets of active units
+
+All accuracy curves are interpolated linearly in log(width), between measured widths only:
+nothing is extrapolated beyond the widest run.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def by_width(pairs, metric: str = "eval_acc") -> dict[int, list[float]]:
+    """{width: [metric of every stored run at that width]} from [(config, result or None)]."""
+    out: dict[int, list[float]] = {}
+    for c, r in pairs:
+        if r is not None:
+            out.setdefault(c.n_hidden, []).append(r["metrics"][metric])
+    return dict(sorted(out.items()))
+
+
+def mean_curve(curve: dict[int, list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    n = np.array(sorted(curve), dtype=float)
+    return n, np.array([np.mean(curve[int(k)]) for k in n])
+
+
+def matched_width(curve: dict[int, list[float]], target: float) -> float | None:
+    """The smallest width at which the mean curve (interpolated in log width) reaches ``target``;
+    None if no measured width reaches it."""
+    n, m = mean_curve(curve)
+    for i in range(len(n)):
+        if m[i] >= target:
+            if i == 0:
+                return float(n[0]) if m[0] == target else None  # below the narrowest: unknown
+            f = (target - m[i - 1]) / (m[i] - m[i - 1])
+            return float(math.exp(math.log(n[i - 1]) + f * (math.log(n[i]) - math.log(n[i - 1]))))
+    return None
+
+
+def matched_widths(bias: dict, full: dict) -> list[tuple[int, float, float | None]]:
+    """[(n, accuracy of full training at width n, bias-only width reaching it or None)]."""
+    n, m = mean_curve(full)
+    return [(int(k), float(a), matched_width(bias, a)) for k, a in zip(n, m)]
+
+
+def fit_law(n, m, law: str = "power") -> dict:
+    """Least squares in log m: "power" log m = alpha log n + log C; "exp" log m = alpha n + log C.
+    Returns alpha, C and the root-mean-square residual in log m (natural log)."""
+    n, m = np.asarray(n, float), np.asarray(m, float)
+    if len(n) < 2:
+        raise ValueError(f"fit_law needs at least two matched widths, got {len(n)}")
+    x = np.log(n) if law == "power" else n if law == "exp" else None
+    if x is None:
+        raise ValueError(f"unknown law {law!r}: use 'power' or 'exp'")
+    A = np.stack([x, np.ones_like(x)], 1)
+    (alpha, logc), *_ = np.linalg.lstsq(A, np.log(m), rcond=None)
+    rms = float(np.sqrt(np.mean((A @ [alpha, logc] - np.log(m)) ** 2)))
+    return {"law": law, "alpha": float(alpha), "C": float(math.exp(logc)), "rms_log": rms, "points": len(n)}
+
+
+def bootstrap_fits(bias: dict, full: dict, law: str = "power", draws: int = 1000, seed: int = 0) -> np.ndarray:
+    """The fitted exponent over ``draws`` resamples: at every width, the runs (seeds) of each regime are
+    drawn with replacement, the matched widths recomputed and the law refitted. Resamples with fewer
+    than two matched widths are dropped."""
+    rng = np.random.default_rng(seed)
+
+    def resample(curve):
+        return {k: list(rng.choice(v, len(v))) for k, v in curve.items()}
+
+    alphas = []
+    for _ in range(draws):
+        pts = [(n, w) for n, _, w in matched_widths(resample(bias), resample(full)) if w is not None]
+        if len(pts) >= 2:
+            alphas.append(fit_law(*zip(*pts), law=law)["alpha"])
+    return np.array(alphas)
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """|a and b| / |a or b| for two boolean vectors (1.0 when both are empty)."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
+
+
+def active_units(result: dict, n_hidden: int) -> np.ndarray:
+    """The stored boolean vector of units a run left active on its evaluation set."""
+    return np.unpackbits(result["arrays"]["active"])[:n_hidden].astype(bool)

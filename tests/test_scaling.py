@@ -1,0 +1,45 @@
+"""The width chapter's analysis: matched widths, fitted laws, their bootstrap, unit overlap."""
+import numpy as np
+import pytest
+
+from biaslearn import scaling
+
+
+def test_matched_width_interpolates_in_log_width_and_never_extrapolates():
+    curve = {10: [0.5, 0.5], 100: [0.7, 0.7], 1000: [0.9]}
+    assert scaling.matched_width(curve, 0.7) == pytest.approx(100)
+    assert scaling.matched_width(curve, 0.8) == pytest.approx(np.sqrt(100 * 1000))  # halfway in log
+    assert scaling.matched_width(curve, 0.95) is None   # beyond the widest run
+    assert scaling.matched_width(curve, 0.4) is None    # below the narrowest: not measured
+
+
+def test_power_law_recovers_a_known_exponent():
+    n = np.array([10, 30, 100, 300])
+    fit = scaling.fit_law(n, 3 * n ** 2.0)
+    assert fit["alpha"] == pytest.approx(2.0) and fit["C"] == pytest.approx(3.0) and fit["rms_log"] < 1e-9
+    assert scaling.fit_law(n, np.exp(0.01 * n), law="exp")["alpha"] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="at least two"):
+        scaling.fit_law([10], [5])
+    with pytest.raises(ValueError, match="unknown law"):
+        scaling.fit_law(n, n, law="cubic")
+
+
+def test_matched_widths_and_bootstrap_on_a_quadratic_world():
+    """Full training at width n reaches acc(n); bias-only reaches the same acc at width n^2."""
+    acc = lambda n: 1 - 1 / np.log(n + 1)  # increasing in n
+    rng = np.random.default_rng(1)
+    full = {n: list(acc(n) + rng.normal(0, 1e-4, 3)) for n in (10, 30, 100)}
+    bias = {n: list(acc(np.sqrt(n)) + rng.normal(0, 1e-4, 3)) for n in (10, 100, 1000, 10_000, 100_000)}
+    pts = [(n, w) for n, _, w in scaling.matched_widths(bias, full) if w]
+    assert len(pts) == 3
+    assert scaling.fit_law(*zip(*pts))["alpha"] == pytest.approx(2.0, abs=0.15)
+    alphas = scaling.bootstrap_fits(bias, full, draws=50)
+    assert len(alphas) == 50 and abs(np.median(alphas) - 2.0) < 0.2
+
+
+def test_jaccard_and_active_units():
+    a, b = np.array([1, 1, 0, 0], bool), np.array([1, 0, 1, 0], bool)
+    assert scaling.jaccard(a, b) == pytest.approx(1 / 3)
+    assert scaling.jaccard(a, a) == 1.0 and scaling.jaccard(~a & a, ~a & a) == 1.0
+    stored = {"arrays": {"active": np.packbits(np.array([1, 0, 1, 1, 0], bool))}}
+    assert scaling.active_units(stored, 5).tolist() == [True, False, True, True, False]
