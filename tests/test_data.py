@@ -126,8 +126,9 @@ def test_interrupted_download_leaves_nothing(isolated_data, monkeypatch, tmp_pat
                                              for r, f in data.IDX.items()})
     _serve(monkeypatch, payloads, fail_after=20)
     root = tmp_path / "cache" / "biaslearn"
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(data.DataError, match=r"downloading .* failed \(connection lost\); nothing was kept") as e:
         data.download("fakeset", root=root, progress=False)
+    assert isinstance(e.value.__cause__, ConnectionResetError)
     assert list((root / "fakeset").iterdir()) == []
 
 

@@ -294,6 +294,9 @@ def download(name: str, root: Path | None = None, progress: bool = True) -> Path
                 raise DataError(f"{src.title} ({name}): download of {f.name} from {f.url} does not "
                                 f"match its checksum {f.hash}; nothing was kept. Try again later.")
             os.replace(tmp, dest)
+        except OSError as e:  # network errors (URLError, a reset connection, a timeout) and full disks
+            raise DataError(f"{src.title} ({name}): downloading {f.name} from {f.url} failed ({e}); "
+                            f"nothing was kept. Check the connection and rerun the same command.") from e
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
