@@ -11,6 +11,8 @@ def test_matched_width_interpolates_in_log_width_and_never_extrapolates():
     assert scaling.matched_width(curve, 0.8) == pytest.approx(np.sqrt(100 * 1000))  # halfway in log
     assert scaling.matched_width(curve, 0.95) is None   # beyond the widest run
     assert scaling.matched_width(curve, 0.4) is None    # below the narrowest: not measured
+    assert scaling.interpolate(curve, np.sqrt(10 * 100)) == pytest.approx(0.6)
+    assert scaling.interpolate(curve, 5) is None and scaling.interpolate(curve, 2000) is None
 
 
 def test_power_law_recovers_a_known_exponent():

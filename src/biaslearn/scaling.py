@@ -1,6 +1,7 @@
 """The width chapter's analysis: how wide must a bias-only network be to match full training?
 
     by_width(pairs)                {width: [metric of each stored run]}
+    interpolate(curve, n)          the mean curve at width n
     matched_width(curve, target)   the width at which a mean accuracy curve first reaches target
     matched_widths(bias, full)     for each width n of full training: the bias-only width with
                                    the same accuracy (None where bias-only never got there)
@@ -30,6 +31,14 @@ def by_width(pairs, metric: str = "eval_acc") -> dict[int, list[float]]:
 def mean_curve(curve: dict[int, list[float]]) -> tuple[np.ndarray, np.ndarray]:
     n = np.array(sorted(curve), dtype=float)
     return n, np.array([np.mean(curve[int(k)]) for k in n])
+
+
+def interpolate(curve: dict[int, list[float]], n: float) -> float | None:
+    """The mean curve at width ``n`` (linear in log width); None outside the measured widths."""
+    w, m = mean_curve(curve)
+    if not len(w) or n < w[0] or n > w[-1]:
+        return None
+    return float(np.interp(math.log(n), np.log(w), m))
 
 
 def matched_width(curve: dict[int, list[float]], target: float) -> float | None:
