@@ -74,10 +74,11 @@ MAX_WIDTH = {"full": 32_000}  # wider fully trained runs take hours each on a 2-
 # training data (seed 0, 20 epochs); a width uses the winner at the nearest of these widths (on a
 # log scale). At 32,000 and beyond, bias and full use Figure 1's rates (selected at 32,000).
 SELECT_WIDTHS = {"paper": (32, 316, 3162), "quick": (64,)}
-# A grid is extended when a winner sits on its edge (bias_gauss: 3e-4 added after 1e-3 won at 3,162).
+# A grid is extended when a winner sits on its edge: bias_gauss down to 3e-4 (1e-3 won at 3,162), readout up
+# to 1e-1 (1e-2 won at 32), mask down to 1e-4 (1e-3 won).
 WIDTH_LR_GRID = {"bias": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "bias_gauss": [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
-                 "full": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "readout": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
-                 "mask": [1e-3, 1e-2, 1e-1]}
+                 "full": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "readout": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+                 "mask": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1]}
 WIDTH_LR = {  # the winners of width_selection at each selection width (a test checks this)
 }
 MASK_WIDTH = {"paper": 3162, "quick": 64}  # the masking control: learn which units to keep, at this width
