@@ -79,8 +79,11 @@ SELECT_WIDTHS = {"paper": (32, 316, 3162), "quick": (64,)}
 WIDTH_LR_GRID = {"bias": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "bias_gauss": [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
                  "full": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "readout": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
                  "mask": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1]}
-WIDTH_LR = {  # the winners of width_selection at each selection width (a test checks this)
-}
+WIDTH_LR = {"paper": {  # the winners of width_selection at each selection width (a test checks this)
+    "bias": {32: 3e-3, 316: 3e-2, 3162: 1e-2}, "bias_gauss": {32: 1e-2, 316: 3e-2, 3162: 1e-3},
+    "full": {32: 3e-3, 316: 3e-3, 3162: 1e-3}, "readout": {32: 1e-2, 316: 3e-3, 3162: 1e-3},
+    "mask": {3162: 3e-4},
+}}
 MASK_WIDTH = {"paper": 3162, "quick": 64}  # the masking control: learn which units to keep, at this width
 
 
