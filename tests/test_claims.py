@@ -3,6 +3,8 @@ with what the ledger computes from results/ (so a stale page, or a hand-edited o
 import json
 import re
 
+import numpy as np
+
 import pytest
 
 from biaslearn import claims
@@ -167,3 +169,22 @@ def test_theory_widths_in_the_ledger_are_the_chapters():
     ledger = {c["id"]: c for c in claims.load()}
     assert ledger["theory-matching"]["rule"]["at"] == theory.WIDTHS["paper"], (
         "theory.WIDTHS changed: update `at` of theory-matching in book/claims.yml")
+
+
+def test_below(tmp_path):
+    rule = {"kind": "below", "metric": "err", "x": "n_hidden", "max": 0.2}
+    claim = dict(MIN, rule=rule, where={})
+    store(tmp_path, "lz", "a", {"n_hidden": 10}, {"err": 0.5})
+    store(tmp_path, "lz", "b", {"n_hidden": 100}, {"err": 0.3})
+    assert claims.verdict(claim, tmp_path)["verdict"] == claims.FAILS
+    store(tmp_path, "lz", "c", {"n_hidden": 100}, {"err": 0.05}, seed=1)  # mean at 100: 0.175 <= 0.2
+    v = claims.verdict(claim, tmp_path)
+    assert v["verdict"] == claims.HOLDS and "at n_hidden = 100 (n=2)" in v["measured"]
+
+
+def test_gradient_threshold_is_twice_the_small_networks_error():
+    from biaslearn import theory
+    w, c, a = theory.small_network()
+    small = float(np.abs(theory.evaluate(w, c, a) - theory.target(theory.GRID)).max())
+    rule = {c["id"]: c for c in claims.load()}["theory-gradient-spread"]["rule"]
+    assert rule["max"] == pytest.approx(2 * small, abs=5e-4)

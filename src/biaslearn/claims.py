@@ -127,7 +127,20 @@ def _within(rule, rs):
     return (HOLDS if m <= rule["factor"] * ref else FAILS), text, rs
 
 
-RULES = {"gap": _gap, "trend": _trend, "min": _min, "within": _within}
+def _below(rule, rs):
+    """At some value of config field x: mean(metric) <= max."""
+    means = {x: _mean([r for r in rs if r["config"].get(rule["x"]) == x], rule["metric"])
+             for x in {r["config"].get(rule["x"]) for r in rs}}
+    means = {x: mn for x, mn in means.items() if mn[1]}
+    if not means:
+        return NOT_RUN, f"no stored run has {rule['metric']}", []
+    x = min(means, key=lambda k: means[k][0])
+    m, n = means[x]
+    text = f"best {rule['metric']} {m:.3g} at {rule['x']} = {x} (n={n}); threshold {rule['max']:.3g}"
+    return (HOLDS if m <= rule["max"] else FAILS), text, rs
+
+
+RULES = {"gap": _gap, "trend": _trend, "min": _min, "within": _within, "below": _below}
 
 
 def verdict(claim: dict, root=None) -> dict:
