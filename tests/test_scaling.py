@@ -32,11 +32,18 @@ def test_matched_widths_and_bootstrap_on_a_quadratic_world():
     rng = np.random.default_rng(1)
     full = {n: list(acc(n) + rng.normal(0, 1e-4, 3)) for n in (10, 30, 100)}
     bias = {n: list(acc(np.sqrt(n)) + rng.normal(0, 1e-4, 3)) for n in (10, 100, 1000, 10_000, 100_000)}
-    pts = [(n, w) for n, _, w in scaling.matched_widths(bias, full) if w]
+    pts = [(n, w) for n, _, w, _ in scaling.matched_widths(bias, full) if w]
     assert len(pts) == 3
     assert scaling.fit_law(*zip(*pts))["alpha"] == pytest.approx(2.0, abs=0.15)
     alphas = scaling.bootstrap_fits(bias, full, draws=50)
     assert len(alphas) == 50 and abs(np.median(alphas) - 2.0) < 0.2
+
+
+def test_matched_widths_say_why_there_is_no_match():
+    bias = {100: [0.5], 1000: [0.8]}
+    full = {1: [0.3], 2: [0.6], 3: [0.9]}
+    assert [(n, w is not None, why) for n, _, w, why in scaling.matched_widths(bias, full)] == [
+        (1, False, scaling.BELOW), (2, True, ""), (3, False, scaling.NOT_REACHED)]
 
 
 def test_jaccard_and_active_units():

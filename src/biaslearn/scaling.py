@@ -4,7 +4,7 @@
     interpolate(curve, n)          the mean curve at width n
     matched_width(curve, target)   the width at which a mean accuracy curve first reaches target
     matched_widths(bias, full)     for each width n of full training: the bias-only width with
-                                   the same accuracy (None where bias-only never got there)
+                                   the same accuracy, or why there is none
     fit_law(n, m, law)             a power law m = C n^alpha or an exponential m = C e^(alpha n)
     bootstrap_fits(bias, full)     the fitted exponent over resamples of the seeds
     jaccard(a, b)                  overlap of two sets of active units
@@ -54,10 +54,21 @@ def matched_width(curve: dict[int, list[float]], target: float) -> float | None:
     return None
 
 
-def matched_widths(bias: dict, full: dict) -> list[tuple[int, float, float | None]]:
-    """[(n, accuracy of full training at width n, bias-only width reaching it or None)]."""
+NOT_REACHED, BELOW = "not reached", "below the narrowest"
+
+
+def matched_widths(bias: dict, full: dict) -> list[tuple[int, float, float | None, str]]:
+    """[(n, accuracy of full training at width n, bias-only width reaching it or None, why)]: why is
+    "" when matched, NOT_REACHED when no measured bias-only width gets there, BELOW when even the
+    narrowest measured bias-only network is better (the matching width is then unknown)."""
     n, m = mean_curve(full)
-    return [(int(k), float(a), matched_width(bias, a)) for k, a in zip(n, m)]
+    lo = mean_curve(bias)[1][0] if bias else None
+    out = []
+    for k, a in zip(n, m):
+        w = matched_width(bias, a)
+        why = "" if w is not None else BELOW if lo is not None and lo > a else NOT_REACHED
+        out.append((int(k), float(a), w, why))
+    return out
 
 
 def fit_law(n, m, law: str = "power") -> dict:
@@ -86,7 +97,7 @@ def bootstrap_fits(bias: dict, full: dict, law: str = "power", draws: int = 1000
 
     alphas = []
     for _ in range(draws):
-        pts = [(n, w) for n, _, w in matched_widths(resample(bias), resample(full)) if w is not None]
+        pts = [(n, w) for n, _, w, _ in matched_widths(resample(bias), resample(full)) if w is not None]
         if len(pts) >= 2:
             alphas.append(fit_law(*zip(*pts), law=law)["alpha"])
     return np.array(alphas)
