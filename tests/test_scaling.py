@@ -50,5 +50,8 @@ def test_jaccard_and_active_units():
     a, b = np.array([1, 1, 0, 0], bool), np.array([1, 0, 1, 0], bool)
     assert scaling.jaccard(a, b) == pytest.approx(1 / 3)
     assert scaling.jaccard(a, a) == 1.0 and scaling.jaccard(~a & a, ~a & a) == 1.0
+    rng = np.random.default_rng(0)
+    x, y = rng.random(200_000) < 0.9, rng.random(200_000) < 0.5
+    assert scaling.jaccard(x, y) == pytest.approx(scaling.chance_jaccard(0.9, 0.5), abs=0.005)
     stored = {"arrays": {"active": np.packbits(np.array([1, 0, 1, 1, 0], bool))}}
     assert scaling.active_units(stored, 5).tolist() == [True, False, True, True, False]

@@ -7,7 +7,7 @@
                                    the same accuracy, or why there is none
     fit_law(n, m, law)             a power law m = C n^alpha or an exponential m = C e^(alpha n)
     bootstrap_fits(bias, full)     the fitted exponent over resamples of the seeds
-    jaccard(a, b)                  overlap of two sets of active units
+    jaccard(a, b)                  overlap of two sets of active units (chance_jaccard: if independent)
 
 All accuracy curves are interpolated linearly in log(width), between measured widths only:
 nothing is extrapolated beyond the widest run.
@@ -108,6 +108,11 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     union = (a | b).sum()
     return float((a & b).sum() / union) if union else 1.0
+
+
+def chance_jaccard(p: float, q: float) -> float:
+    """The expected Jaccard index of two independent random subsets holding fractions p and q of the units."""
+    return p * q / (p + q - p * q) if p + q > 0 else 1.0
 
 
 def active_units(result: dict, n_hidden: int) -> np.ndarray:
