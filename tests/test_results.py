@@ -42,6 +42,9 @@ def test_a_field_added_later_keeps_old_keys_at_its_default():
     assert results.canonical(dataclasses.replace(QUICK, rerun=2))["rerun"] == 2
     first = Config(dataset="mnist", mode="bias", lr=0.01, seed=0)
     assert results.key(first) == "e41861783c9f11de"
+    # nested configs too: the swapped-bias evaluation of seed 0 holds Figure 1's configs
+    from biaslearn.experiments import feedforward_swap
+    assert results.key(feedforward_swap("paper", [0])[0]) == "f92a72e752a57925"
 
 
 def test_cached_computes_once_then_loads(tmp_path):

@@ -37,12 +37,21 @@ def results_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("BIASLEARN_RESULTS") or ROOT / "results")
 
 
+def _plain(x):
+    """Dataclasses (nested too) as dicts, tuples as lists; a field in the class's ADDED table (fields
+    newer than stored results) is left out at its default, so old results keep their keys."""
+    if dataclasses.is_dataclass(x):
+        d = {f.name: _plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+        for name, default in getattr(x, "ADDED", {}).items():
+            if d[name] == default:
+                del d[name]
+        return d
+    return [_plain(v) for v in x] if isinstance(x, (list, tuple)) else x
+
+
 def canonical(config) -> dict:
     """The config as plain JSON data (tuples become lists), with the schema and the type name."""
-    d = {"schema": SCHEMA, "type": type(config).__name__, **dataclasses.asdict(config)}
-    for name, default in getattr(config, "ADDED", {}).items():  # fields newer than stored results
-        if d[name] == default:
-            del d[name]
+    d = {"schema": SCHEMA, "type": type(config).__name__, **_plain(config)}
     return json.loads(json.dumps(d, sort_keys=True))
 
 
