@@ -82,6 +82,8 @@ def check_page(context, base: str, page: str, shots: Path) -> tuple[list[str], l
             r.abort("blockedbyclient")
     p.route("**/*", route)
     p.goto(base + page, wait_until="load", timeout=60_000)
+    # index.html redirects (meta refresh) to the first chapter: let any navigation finish first
+    p.wait_for_load_state("networkidle", timeout=60_000)
 
     # Math: typeset by the local MathJax, no \merror.
     n_math = p.locator(MATH).count()
@@ -166,7 +168,12 @@ def main(argv=None) -> int:
                 profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
                 viewport={"width": 1280, "height": 900}, service_workers="block")
             for page in pages(root):
-                fail, notes = check_page(context, base, page, shots)
+                try:
+                    fail, notes = check_page(context, base, page, shots)
+                except Exception as e:  # a navigation (the index's redirect) raced a check: once more
+                    if "context was destroyed" not in str(e):
+                        raise
+                    fail, notes = check_page(context, base, page, shots)
                 print(f"{'FAIL' if fail else 'ok  '} {page}: {notes[0]}")
                 for f in fail:
                     print(f"     ✗ {f}")
