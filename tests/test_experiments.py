@@ -38,10 +38,6 @@ def test_every_preset_has_a_quick_scale(preset):
     assert len(make("quick")) > 0 and callable(runner)
 
 
-def _regime(c):
-    return "bias_gauss" if c.mode == "bias" and c.init == "gaussian" else c.mode
-
-
 def test_width_learning_rates_are_the_validation_winners():
     """WIDTH_LR holds, per regime and selection width, the best learning rate of the committed
     validation runs (every grid complete; a winner on the edge of its grid would mean a grid too small)."""
@@ -50,7 +46,7 @@ def test_width_learning_rates_are_the_validation_winners():
         assert c.split == "val" and c.dataset == "mnist" and c.seed == 0
         r = run(c, compute=False)
         assert r is not None, f"selection run missing from results/: {c}"
-        k = (_regime(c), c.n_hidden)
+        k = (experiments.regime(c), c.n_hidden)
         if r["metrics"]["eval_acc"] > best[k][1]:
             best[k] = (c.lr, r["metrics"]["eval_acc"])
     chosen = {(reg, n): lr for reg, table in experiments.WIDTH_LR["paper"].items() for n, lr in table.items()}

@@ -90,6 +90,11 @@ WIDTH_LR = {"paper": {  # the winners of width_selection at each selection width
 MASK_WIDTH = {"paper": 3162, "quick": 64}  # the masking control: learn which units to keep, at this width
 
 
+def regime(c: Config) -> str:
+    """The regime name of a config: a key of REGIMES, or its mode ("mask")."""
+    return "bias_gauss" if c.mode == "bias" and c.init == "gaussian" else c.mode
+
+
 def _width_config(scale, regime, n, **fields) -> Config:
     q = {k: v for k, v in SCALES[scale].items() if k != "n_hidden"}
     mode_fields = REGIMES.get(regime, dict(mode=regime))

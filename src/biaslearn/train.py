@@ -222,13 +222,14 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
                 loss.backward()
             opt.step()
             total += loss.item() * len(rows)
-        acc, ev_loss, _ = evaluate()
+        acc, ev_loss, pred = evaluate()
         curve["epoch"].append(epoch)
         curve["train_loss"].append(total / n)
         curve["eval_acc"].append(acc)
         curve["eval_loss"].append(ev_loss)
         curve["seconds"].append(time.perf_counter() - t)
-    acc, ev_loss, pred = evaluate()
+    if not cfg.epochs:  # otherwise the last epoch's evaluation is the final one (nothing changed since)
+        acc, ev_loss, pred = evaluate()
     metrics = {"eval_acc": acc, "eval_loss": ev_loss, "n_trainable": model.n_trainable(),
                "n_train": n, "n_eval": len(X_ev), "setup_seconds": setup_seconds,
                "seconds_per_epoch": float(np.mean(curve["seconds"])) if curve["seconds"] else 0.0}
