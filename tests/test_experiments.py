@@ -57,7 +57,9 @@ def test_width_sweep_reuses_figure_1_and_caps_full_training():
     cfgs = experiments.width("paper")
     ff = set(experiments.feedforward("paper", range(3), ("mnist", "fashion_mnist")))
     assert {c for c in cfgs if c.experiment == "feedforward"} == ff
-    assert max(c.n_hidden for c in cfgs if c.mode == "full") == experiments.MAX_WIDTH["full"]
+    for r, cap in experiments.MAX_WIDTH.items():
+        assert max(c.n_hidden for c in cfgs if experiments.regime(c) == r) == cap
+    assert max(c.n_hidden for c in cfgs if experiments.regime(c) == "bias") == max(experiments.WIDTHS["paper"])
     assert {c.mode for c in cfgs if c.n_hidden < 10} == {"full"}  # SMALL_FULL: for the matched widths
     assert all(c.cache_dtype == ("bfloat16" if c.n_hidden > 32_000 else "float32") for c in cfgs)
     assert all(c.epochs == 20 and c.split == "test" for c in cfgs)
