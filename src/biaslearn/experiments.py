@@ -74,7 +74,8 @@ REGIMES = {  # name -> the Config fields that make it
     "readout": dict(mode="readout"),                             # random features: W_out trained
 }
 # Only bias-only networks go beyond 32,000 (cheap over the cached projection, and their accuracy still
-# rises): a fully trained run at 64,000 takes about an hour here, and readout runs were left at 32,000 to fit the compute (their accuracy already falls from 10,000 to 32,000 at the rate chosen at 3,162).
+# rises): a fully trained run at 64,000 takes about an hour here, and readout runs were left at 32,000 to
+# fit the compute (their accuracy already falls from 10,000 to 32,000 at the rate chosen at 3,162).
 MAX_WIDTH = {"full": 32_000, "readout": 32_000}
 # Fully trained networks narrower than 10 units: a fully trained width-10 network already needs a bias-only one over
 # 1,000 times wider to match it, so matched widths (and a fitted law) need fully trained networks below 10.
