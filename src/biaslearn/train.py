@@ -151,10 +151,12 @@ def cached_logits(P: torch.Tensor, b: torch.Tensor, W_out: torch.Tensor, c: torc
 
 
 def _logits(model: nets.RandomMLP, x_or_P: torch.Tensor, cached: bool, chunk: int = 2048):
+    """Logits of every row, and the units active on some row where the same pass gives them (bias-only
+    over the cache), else None."""
     if cached and model.mode == "bias":
-        return cached_logits(x_or_P, model.b, model.W_out, getattr(model, "c", None))[0]
+        return cached_logits(x_or_P, model.b, model.W_out, getattr(model, "c", None))
     f = (lambda P: model.head(P.float())) if cached else model
-    return torch.cat([f(x_or_P[i:i + chunk].to(model.b.device)) for i in range(0, len(x_or_P), chunk)])
+    return torch.cat([f(x_or_P[i:i + chunk].to(model.b.device)) for i in range(0, len(x_or_P), chunk)]), None
 
 
 @torch.no_grad()
@@ -199,9 +201,9 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
 
     def evaluate():
         with torch.no_grad():
-            logits = _logits(model, X_ev, cached)
+            logits, active = _logits(model, X_ev, cached)
             return ((logits.argmax(1) == y_ev).float().mean().item(), F.cross_entropy(logits, y_ev).item(),
-                    logits.argmax(1))
+                    logits.argmax(1), active)
 
     n, work = len(X_tr), {}
     for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.dataset} {cfg.mode} n={cfg.n_hidden} seed={cfg.seed}",
@@ -222,20 +224,21 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
                 loss.backward()
             opt.step()
             total += loss.item() * len(rows)
-        acc, ev_loss, pred = evaluate()
+        acc, ev_loss, pred, active = evaluate()
         curve["epoch"].append(epoch)
         curve["train_loss"].append(total / n)
         curve["eval_acc"].append(acc)
         curve["eval_loss"].append(ev_loss)
         curve["seconds"].append(time.perf_counter() - t)
     if not cfg.epochs:  # otherwise the last epoch's evaluation is the final one (nothing changed since)
-        acc, ev_loss, pred = evaluate()
+        acc, ev_loss, pred, active = evaluate()
     metrics = {"eval_acc": acc, "eval_loss": ev_loss, "n_trainable": model.n_trainable(),
                "n_train": n, "n_eval": len(X_ev), "setup_seconds": setup_seconds,
                "seconds_per_epoch": float(np.mean(curve["seconds"])) if curve["seconds"] else 0.0}
     arrays = {"pred": pred.to(torch.uint8).cpu().numpy()}  # the predicted class of every eval example
     if cfg.mode in ("bias", "mask"):  # which units the learned vector leaves on, on the eval set
-        active = _active(model, X_ev)
+        if active is None:  # mask mode: its evaluation pass does not count active units
+            active = _active(model, X_ev)
         metrics["active_fraction"] = active.float().mean().item()
         arrays |= {"b": model.b.detach().cpu().numpy(), "active": np.packbits(active.cpu().numpy())}
         if cfg.mode == "mask":
