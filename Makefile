@@ -38,7 +38,7 @@ test: venv
 	$(PY) -m pytest
 
 bench: venv
-	$(PY) -m biaslearn.bench
+	$(PY) -m biaslearn.bench --out book/bench.json
 
 # Every chapter at the paper's scale, computing what is missing; one papermill run per chapter and seed.
 reproduce: venv

@@ -2,6 +2,7 @@
 import gzip
 import hashlib
 import io
+import re
 import urllib.request
 
 import numpy as np
@@ -9,6 +10,9 @@ import pytest
 
 from biaslearn import data
 from conftest import idx_bytes
+
+
+DIGEST_LENGTH = {"md5": 32, "sha256": 64, "gitsha1": 40}  # hex digits
 
 
 def _register(monkeypatch, name, folder, hashes, kind="idx", files=None):
@@ -190,8 +194,27 @@ def test_registry_covers_the_papers_seven_tasks():
         assert set(src.files) == set(data.IDX)
         for f in src.files.values():
             kind, digest = f.hash.split(":")
-            assert kind in ("md5", "sha256", "gitsha1") and int(digest, 16) >= 0
+            assert kind in DIGEST_LENGTH, f.hash
+            assert re.fullmatch(f"[0-9a-f]{{{DIGEST_LENGTH[kind]}}}", digest), f"{name} {f.name}: {f.hash}"
+            assert f.content_md5 == "" or re.fullmatch("[0-9a-f]{32}", f.content_md5), f.content_md5
             assert f.url.startswith("http")
+
+
+# Digests of b"hello world\n", as md5sum, sha256sum and `git hash-object` print them.
+HELLO = {"md5": "6f5902ac237024bdd0c176cb93063dc4",
+         "sha256": "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447",
+         "gitsha1": "3b18e512dba79e4c8300dd08aeb37f8e728b8dad"}
+
+
+@pytest.mark.parametrize("kind", sorted(HELLO))
+def test_checksum_accepts_the_published_bytes_and_rejects_one_byte_changed(kind, tmp_path):
+    path = tmp_path / "hello.txt"
+    path.write_bytes(b"hello world\n")
+    f = data.File(path.name, "", f"{kind}:{HELLO[kind]}")
+    assert len(HELLO[kind]) == DIGEST_LENGTH[kind]
+    assert data._check(path, f, path.read_bytes())
+    path.write_bytes(b"hello world!")  # same length, last byte changed
+    assert not data._check(path, f, path.read_bytes())
 
 
 def _real(name):

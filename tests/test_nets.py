@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from biaslearn import nets, train
+from biaslearn import nets, runtime, train
 
 
 @pytest.mark.parametrize("mode,expected", [("bias", 300), ("readout", 3000), ("full", 50 * 300 + 300 + 3000),
@@ -106,9 +106,51 @@ def test_cached_head_equals_plain_network(mode):
         torch.testing.assert_close(p0.grad, p1.grad, rtol=1e-5, atol=1e-7, msg=n)
 
 
-def test_device_default_is_cpu_without_cuda():
-    assert nets.device().type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert nets.device("cpu").type == "cpu"
+@pytest.mark.parametrize("cuda,expected", [(True, "cuda"), (False, "cpu")])
+def test_auto_device_is_cuda_when_present_else_cpu(monkeypatch, cuda, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert nets.device("auto") == torch.device(expected)
+    assert nets.device() == torch.device(expected)
+    assert nets.device("cpu") == torch.device("cpu")  # a named device wins over what is present
+
+
+def test_named_device_is_parsed():
+    assert nets.device is runtime.device
+    assert nets.device("cuda:1") == torch.device("cuda", 1)
+    assert nets.device("cuda").index is None
+    with pytest.raises(RuntimeError, match="device"):
+        nets.device("gpu")
+
+
+def test_weights_are_the_same_on_every_device_and_ignore_the_global_seed():
+    """Weights come from their own CPU generators (nets.draw): neither the device nor
+    torch.manual_seed changes them, and a model on device("cpu") computes the same outputs."""
+    torch.manual_seed(123)
+    a = nets.RandomMLP(30, 50, 10, "bias", seed=5)
+    torch.manual_seed(456)
+    b = nets.RandomMLP(30, 50, 10, "bias", seed=5).to(nets.device("cpu"))
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert w.device.type == "cpu" and torch.equal(v, w), k
+    x = torch.rand(8, 30)
+    assert torch.equal(a(x), b(x))
+    if torch.cuda.is_available():
+        c = nets.RandomMLP(30, 50, 10, "bias", seed=5).to(nets.device("cuda"))
+        assert all(torch.equal(v, w.cpu()) for v, w in zip(a.state_dict().values(), c.state_dict().values()))
+
+
+def test_generator_is_one_fixed_stream_per_seed_and_name():
+    g = nets.generator(0, "W_in")
+    assert g.device.type == "cpu"
+    # pinned: the first 8 bytes (little-endian) of sha256("0/W_in"); the stored runs were drawn with it
+    assert g.initial_seed() == 118486069948480480
+    same = torch.rand(1000, generator=nets.generator(0, "W_in"))
+    assert torch.equal(torch.rand(1000, generator=g), same)
+    assert not torch.equal(torch.rand(1000, generator=nets.generator(0, "W_out")), same)
+    assert not torch.equal(torch.rand(1000, generator=nets.generator(1, "W_in")), same)
+    # and what nets.draw makes of it: U[-0.1, 0.1] from that stream
+    torch.testing.assert_close(nets.draw((4,), 0, "b"),
+                               torch.tensor([-0.0335409418, 0.0978649408, -0.0841420442, 0.0415586494]),
+                               rtol=0, atol=1e-8)
 
 
 @pytest.mark.parametrize("out_bias", [False, True])

@@ -4,6 +4,7 @@ re-executes the committed chapters and compares their outputs)."""
 import json
 from pathlib import Path
 
+import nbformat
 import papermill as pm
 import pytest
 import yaml
@@ -37,6 +38,23 @@ def test_chapter_quick_papermill_run(chapter, tmp_path):
     out = tmp_path / "out.ipynb"
     pm.execute_notebook(str(REPO / f"{chapter}.ipynb"), str(out), parameters=params,
                         cwd=str(REPO / "book"), progress_bar=False, kernel_name="python3")
-    nb = json.loads(out.read_text())
-    errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+    # (papermill raises on the first failing cell: test_a_failing_cell_fails_the_run shows it does)
+    outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the chapter drew no figure"
+    text = "".join("".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
+    # with compute on, report.missing() must say every run is there, not list runs to compute
+    assert "runs are in results/" in text, "the chapter printed no report.missing() note"
+    assert "have no stored result" not in text, text
+
+
+def test_a_failing_cell_fails_the_run(tmp_path):
+    """The chapter runs above pass only if no cell raised: papermill raises on an error cell."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_code_cell("1 / 0"),
+                                         nbformat.v4.new_code_cell("print('not reached')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    src = tmp_path / "failing.ipynb"
+    nbformat.write(nb, src)
+    with pytest.raises(pm.PapermillExecutionError, match="ZeroDivisionError"):
+        pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), progress_bar=False,
+                            kernel_name="python3")

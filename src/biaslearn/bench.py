@@ -8,7 +8,8 @@ on synthetic data, for each way of training:
     full_bf16  fully trained, bf16 autocast                    (the same; CPU bf16 is often slower)
 
 Each variant runs in its own process so that its peak resident memory is its own.
-``python -m biaslearn.bench`` prints a table and writes results/bench/bench.json.
+``python -m biaslearn.bench`` prints a table and writes book/bench.json (read by the
+reproducing chapter; it is not a run, so it is kept out of results/).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +29,8 @@ from . import nets, results, train
 
 N, D, H, K, BATCH = 60_000, 784, 32_000, 10, 256
 FAST_EPOCHS = 3  # the fast path is timed over this many epochs (median); the plain one over one
+VARIANTS = ("plain", "fast", "full", "full_bf16")
+OUT = Path(__file__).resolve().parents[2] / "book" / "bench.json"  # <repository>/book/bench.json
 
 
 def _epoch_plain(model, x, y, opt, batches=None):
@@ -39,12 +43,20 @@ def _epoch_plain(model, x, y, opt, batches=None):
         opt.step()
 
 
-def variant(name: str, full_batches: int, n: int = N) -> dict:
+def per_epoch(seconds: float, batches: int, n: int = N) -> float:
+    """Seconds per epoch of ``n`` examples, from ``seconds`` spent on ``batches`` batches."""
+    return seconds * -(-n // BATCH) / batches
+
+
+def variant(name: str, full_batches: int, n: int = N, hidden: int = H) -> dict:
+    """Time one epoch of variant ``name`` on ``n`` synthetic examples and ``hidden`` units."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}: use one of {VARIANTS}")
     dev = nets.device()
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(n, D, generator=g).to(dev), torch.randint(0, K, (n,), generator=g).to(dev)
     mode = "full" if name.startswith("full") else "bias"
-    model = nets.RandomMLP(D, H, K, mode).to(dev)
+    model = nets.RandomMLP(D, hidden, K, mode).to(dev)
     opt = train.optimizer(model.parameters(), "adam", 1e-3, dev)
     t0 = time.perf_counter()
     setup = 0.0
@@ -64,54 +76,76 @@ def variant(name: str, full_batches: int, n: int = N) -> dict:
     elif name in ("plain", "full"):
         _epoch_plain(model, x, y, opt, None if name == "plain" else full_batches)
         epoch = time.perf_counter() - t0
-    elif name == "full_bf16":
+    else:  # full_bf16
         with torch.autocast(dev.type, dtype=torch.bfloat16):
             _epoch_plain(model, x, y, opt, full_batches)
         epoch = time.perf_counter() - t0
-    else:
-        raise ValueError(f"unknown variant {name!r}")
     if name.startswith("full"):  # timed on a few batches: scale to a whole epoch
-        epoch *= -(-n // BATCH) / full_batches
+        epoch = per_epoch(epoch, full_batches, n)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"variant": name, "seconds_per_epoch": epoch, "setup_seconds": setup, "peak_mb": peak_mb,
             "extrapolated_from_batches": full_batches if name.startswith("full") else None}
 
 
+def run_variant(name: str, full_batches: int, n: int = N, hidden: int = H) -> dict:
+    """``variant`` in a process of its own (so its peak memory is its own); its row."""
+    out = subprocess.run([sys.executable, "-m", "biaslearn.bench", "--variant", name,
+                          "--full-batches", str(full_batches), "--n", str(n), "--hidden", str(hidden)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def speedup(rows: list[dict]) -> float | None:
+    """Seconds per epoch of the plain network over those of the fast path (None without both)."""
+    by = {r["variant"]: r for r in rows}
+    if "plain" in by and "fast" in by:
+        return by["plain"]["seconds_per_epoch"] / by["fast"]["seconds_per_epoch"]
+    return None
+
+
+def line(r: dict) -> str:
+    """One row of the printed table."""
+    note = f"  (from {r['extrapolated_from_batches']} batches)" if r["extrapolated_from_batches"] else ""
+    return (f"{r['variant']:10s} {r['seconds_per_epoch']:8.2f} s/epoch  setup {r['setup_seconds']:6.1f} s  "
+            f"peak {r['peak_mb']:8.0f} MB" + note)
+
+
+def report(rows: list[dict], n: int = N, hidden: int = H, load: float | None = None) -> dict:
+    """What book/bench.json holds: the shape, one row per variant, the machine, the speed-up."""
+    rep = {"shape": {"n": n, "d": D, "hidden": hidden, "classes": K, "batch": BATCH}, "variants": rows,
+           "load_average_at_start": os.getloadavg()[0] if load is None else load,
+           "machine": {"cpu": results.cpu_name(), "cores": os.cpu_count(),
+                       "threads": torch.get_num_threads(), "device": str(nets.device()),
+                       "torch": torch.__version__},
+           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if speedup(rows) is not None:
+        rep["speedup_fast_vs_plain"] = speedup(rows)
+    return rep
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", help=argparse.SUPPRESS)
-    ap.add_argument("--variants", nargs="*", default=["plain", "fast", "full", "full_bf16"])
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--full-batches", type=int, default=20)
     ap.add_argument("--n", type=int, default=N, help="training examples (the paper: 60,000)")
-    ap.add_argument("--out", default=str(results.results_dir() / "bench" / "bench.json"))
+    ap.add_argument("--hidden", type=int, default=H, help="hidden units (the paper: 32,000)")
+    ap.add_argument("--out", default=str(OUT), help="where to write the report (default: book/bench.json)")
     a = ap.parse_args(argv)
     if a.variant:  # child process: one variant, one JSON line
-        print(json.dumps(variant(a.variant, a.full_batches, a.n)))
+        print(json.dumps(variant(a.variant, a.full_batches, a.n, a.hidden)))
         return
     load = os.getloadavg()[0]
     rows = []
     for v in a.variants:
-        out = subprocess.run([sys.executable, "-m", "biaslearn.bench", "--variant", v,
-                              "--full-batches", str(a.full_batches), "--n", str(a.n)],
-                             capture_output=True, text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        r = rows[-1]
-        print(f"{v:10s} {r['seconds_per_epoch']:8.2f} s/epoch  setup {r['setup_seconds']:6.1f} s  "
-              f"peak {r['peak_mb']:8.0f} MB" + (f"  (from {a.full_batches} batches)" if r["extrapolated_from_batches"] else ""),
-              flush=True)
-    by = {r["variant"]: r for r in rows}
-    report = {"shape": {"n": a.n, "d": D, "hidden": H, "classes": K, "batch": BATCH}, "variants": rows,
-              "load_average_at_start": load,
-              "machine": {"cpu": results.cpu_name(), "cores": os.cpu_count(),
-                          "threads": torch.get_num_threads(), "device": str(nets.device()),
-                          "torch": torch.__version__},
-              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if "plain" in by and "fast" in by:
-        report["speedup_fast_vs_plain"] = by["plain"]["seconds_per_epoch"] / by["fast"]["seconds_per_epoch"]
-        print(f"fast path is {report['speedup_fast_vs_plain']:.1f}x faster per epoch than the plain "
+        rows.append(run_variant(v, a.full_batches, a.n, a.hidden))
+        print(line(rows[-1]), flush=True)
+    rep = report(rows, a.n, a.hidden, load)
+    if "speedup_fast_vs_plain" in rep:
+        print(f"fast path is {rep['speedup_fast_vs_plain']:.1f}x faster per epoch than the plain "
               f"frozen-weight network (load average at start {load:.1f})")
     if a.out:
-        results._atomic_write(__import__("pathlib").Path(a.out), (json.dumps(report, indent=1) + "\n").encode())
+        results._atomic_write(Path(a.out), (json.dumps(rep, indent=1) + "\n").encode())
         print("written", a.out)
 
 

@@ -5,19 +5,22 @@
         print(v["id"], v["verdict"], v["measured"])
 
 A verdict is "holds", "does not hold" or "not run here" (with the reason in ``measured``).
-Runs are read straight from results/<experiment>/*.json (config, metrics, curve, provenance),
-so a claim whose experiment has no stored runs yet, or whose runs lack a field the ledger
-names, is "not run here", never an error. The rules are documented at the top of the ledger.
+Runs are read through results.stored (an unreadable file is an error that names it); each
+run's config is completed with its type's defaults (and, for feed-forward runs, its regime),
+so a claim's ``where`` can name any field. A claim whose experiment has no stored runs yet,
+or whose runs lack a field the ledger names, is "not run here", never an error. The rules
+are documented at the top of the ledger. Every verdict on every page comes from here:
+``table(chapter=...)`` is the Markdown table a chapter shows.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from . import report, results
+from . import report, results, scaling
 
 LEDGER = results.ROOT / "book" / "claims.yml"
 HOLDS, FAILS, NOT_RUN = "holds", "does not hold", "not run here"
@@ -29,15 +32,38 @@ def load(path=None) -> list[dict]:
     return yaml.safe_load(Path(path or LEDGER).read_text())["claims"]
 
 
-def runs(experiment: str, where: dict, root=None) -> list[dict]:
-    """Every stored run of ``experiment`` whose config has each field of ``where`` at that value."""
+def _complete(run: dict) -> dict:
+    """The run with its config completed by its type's defaults (fields left out of stored keys at
+    their default, e.g. rerun = 0), and "regime" for feed-forward runs."""
+    from . import experiments, presets
+
+    kind = experiments.CONFIG_TYPES.get(run["config"].get("type"))
+    if kind is None:
+        return run
+    defaults = {f.name: f.default for f in dataclasses.fields(kind) if f.default is not dataclasses.MISSING}
+    config = {**defaults, **run["config"]}
+    if config.get("type") == "Config":
+        config["regime"] = presets.regime(kind.from_dict(config))
+    return dict(run, config=config)
+
+
+def _matches(value, wanted) -> bool:
+    return value in wanted if isinstance(wanted, list) else value == wanted
+
+
+def _selected(config: dict, where: dict) -> bool:
+    return all(k in config and _matches(config[k], v) for k, v in where.items())
+
+
+def runs(experiment, where: dict, root=None, exclude=()) -> list[dict]:
+    """Every stored run of ``experiment`` (a folder of results/, or a list of them) whose config has
+    each field of ``where`` at that value (or at one of the values of a list), and matches none of
+    the ``exclude`` selections."""
     out = []
-    for p in sorted((results.results_dir(root) / experiment).glob("*.json")):
-        r = json.loads(p.read_text())
-        if not isinstance(r, dict) or not isinstance(r.get("config"), dict):
-            continue  # e.g. a benchmark file: not a run
-        if all(k in r["config"] and r["config"][k] == v for k, v in where.items()):
-            out.append(dict(r, file=p.name))
+    for e in ([experiment] if isinstance(experiment, str) else experiment):
+        for r in map(_complete, results.stored(e, root)):
+            if _selected(r["config"], where) and not any(_selected(r["config"], x) for x in exclude):
+                out.append(r)
     return out
 
 
@@ -71,7 +97,7 @@ def _gap(rule, rs):
             gap = ma - mb
             verdicts.append(HOLDS if gap <= rule["max"] else FAILS)
             used += side["a"] + side["b"]
-            parts.append(f"{g}: {gap * k:+.1f} {unit} (n={na}+{nb})".replace(" )", ")"))
+            parts.append(f"{g}: {gap * k:+.1f} {unit} (n={na}+{nb}), {verdicts[-1]}".replace(" )", ")"))
     missing = len(rule["groups"]) - len(verdicts)
     if not verdicts:
         have = {}
@@ -140,39 +166,113 @@ def _below(rule, rs):
     return (HOLDS if m <= rule["max"] else FAILS), text, rs
 
 
-RULES = {"gap": _gap, "trend": _trend, "min": _min, "within": _within, "below": _below}
+def _beats(rule, rs):
+    """Every metric in ``metrics`` (mean over runs) > mean(ref) of the same runs (e.g. a trivial predictor)."""
+    ref, nr = _mean(rs, rule["ref"])
+    means = {name: _mean(rs, name) for name in rule["metrics"]}
+    absent = [name for name, (_, n) in means.items() if n == 0] + ([rule["ref"]] if not nr else [])
+    if absent:
+        return NOT_RUN, f"no stored run has {', '.join(absent)}", []
+    ok = all(v > ref for v, _ in means.values())
+    text = ", ".join(f"{name} {v:.3f}" for name, (v, _) in means.items()) + f" vs {rule['ref']} {ref:.3f} (n={len(rs)})"
+    return (HOLDS if ok else FAILS), text, rs
+
+
+def _curves(rule, rs, group, side):
+    """{width: [metric per run]} of the runs of one group whose config matches ``rule[side]``."""
+    sel = [r for r in rs if r["config"].get(rule["per"]) == group
+           and all(_matches(r["config"].get(k), v) for k, v in rule[side].items())]
+    curve = {}
+    for r in sel:
+        if metric(r, rule["metric"]) is not None:
+            curve.setdefault(r["config"]["n_hidden"], []).append(metric(r, rule["metric"]))
+    return dict(sorted(curve.items())), sel
+
+
+def _matched(rule, rs):
+    """Per group: at every width n of the `full` runs where it can be decided, the `bias` runs need more
+    than factor * n units to reach the same mean metric. Decided at n where bias matches it at some
+    width, or was run out to factor * n units without matching it."""
+    parts, verdicts, used = [], [], []
+    for g in rule["groups"]:
+        (bias, rb), (full, rf) = _curves(rule, rs, g, "bias"), _curves(rule, rs, g, "full")
+        if not bias or not full:
+            continue
+        widest = max(bias)
+        dec = [(n, m) for n, _, m, why in scaling.matched_widths(bias, full)
+               if m is not None or (why == scaling.NOT_REACHED and widest >= rule["factor"] * n)]
+        if not dec:
+            parts.append(f"{g}: no width decidable")
+            continue
+        ok = all(m is None or m > rule["factor"] * n for n, m in dec)
+        verdicts.append(HOLDS if ok else FAILS)
+        used += rb + rf
+        parts.append(f"{g}: " + ", ".join(f"n={n}: " + (f"{m / n:,.0f}×" if m else "not reached") for n, m in dec)
+                     + f", {verdicts[-1]}")
+    if not verdicts:
+        return NOT_RUN, "; ".join(parts) or "no group has runs of both sides", used
+    return (FAILS if FAILS in verdicts else HOLDS), "bias-only width / full width to match it: " + "; ".join(parts), used
+
+
+def _gain(rule, rs):
+    """Per group: the mean metric at width `at` (interpolated in log width) has made more than
+    `min_fraction` of the gain from the narrowest to the widest run."""
+    parts, verdicts, used = [], [], []
+    for g in rule["groups"]:
+        curve, sel = _curves(rule, rs, g, "runs")
+        mid = scaling.interpolate(curve, rule["at"]) if len(curve) >= 2 else None
+        if mid is None:
+            continue
+        _, m = scaling.mean_curve(curve)
+        frac = (mid - m[0]) / (m[-1] - m[0])
+        verdicts.append(HOLDS if frac > rule["min_fraction"] else FAILS)
+        used += sel
+        parts.append(f"{g}: {frac:.0%} of the gain from width {min(curve)} to {max(curve):,} is made by "
+                     f"{rule['at']:,}, {verdicts[-1]}")
+    if not verdicts:
+        return NOT_RUN, f"no group has runs on both sides of width {rule['at']:,}", used
+    return (FAILS if FAILS in verdicts else HOLDS), "; ".join(parts), used
+
+
+RULES = {"gap": _gap, "trend": _trend, "min": _min, "within": _within, "below": _below, "beats": _beats,
+         "matched": _matched, "gain": _gain}
 
 
 def verdict(claim: dict, root=None) -> dict:
     """The claim with ``verdict``, ``measured`` (numbers, or why not run), ``runs`` (the files the
     verdict rests on; for "not run here", the matching files stored) and ``provenance`` (count,
     seeds, commit, hardware, wall time of those runs) added."""
-    folder = results.results_dir(root) / claim["experiment"]
-    rs = runs(claim["experiment"], claim.get("where", {}), root)
-    if not folder.is_dir():
-        v, text, used = NOT_RUN, f"no results/{claim['experiment']}/ folder: the experiment has not been run", []
+    exps = [claim["experiment"]] if isinstance(claim["experiment"], str) else claim["experiment"]
+    rs = runs(exps, claim.get("where", {}), root, claim.get("exclude", ()))
+    if not any((results.results_dir(root) / e).is_dir() for e in exps):
+        v, text, used = NOT_RUN, f"no results/{exps[0]}/ folder: the experiment has not been run", []
     elif not rs:
         sel = ", ".join(f"{k}={v}" for k, v in claim.get("where", {}).items())
-        v, text, used = NOT_RUN, f"no run in results/{claim['experiment']}/ has {sel}", []
+        v, text, used = NOT_RUN, f"no run in results/{'|'.join(exps)}/ has {sel}", []
     else:
         v, text, used = RULES[claim["rule"]["kind"]](claim["rule"], rs)
     used = used or rs  # not run here: say what is stored all the same
-    prov = report.provenance([(None, r) for r in used]) if used else "No runs."
+    prov = report.provenance(used) if used else "No runs."
     return dict(claim, verdict=v, measured=text, runs=sorted(r["file"] for r in used), provenance=prov)
 
 
-def evaluate(path=None, root=None) -> list[dict]:
-    """Every claim of the ledger with its verdict, in the ledger's order."""
-    return [verdict(c, root) for c in load(path)]
+def evaluate(path=None, root=None, chapter: str | None = None) -> list[dict]:
+    """Every claim of the ledger (of one chapter, if named) with its verdict, in the ledger's order."""
+    return [verdict(c, root) for c in load(path) if chapter is None or c["chapter"] == chapter]
 
 
-def table(verdicts) -> str:
-    """A Markdown table: claim (and chapter), the paper says, we measured, verdict."""
+def table(verdicts=None, chapter: str | None = None, root=None) -> str:
+    """A Markdown table: claim (and chapter), the paper says, we measured, verdict. Either of given
+    verdicts, or of the ledger's claims of ``chapter`` judged against ``root``."""
+    if verdicts is None:
+        verdicts = evaluate(root=root, chapter=chapter)
+
     def cell(s):
         return str(s).replace("|", "\\|").replace("\n", " ")
     rows = ["| claim | the paper says | we measured | verdict |", "|---|---|---|---|"]
     for v in verdicts:
-        rows.append(f"| {cell(v['claim'])} ({{doc}}`{v['chapter']}`) | “{cell(v['paper_says'])}” "
+        where = "" if chapter else f" ({{doc}}`{v['chapter']}`)"
+        rows.append(f"| {cell(v['claim'])}{where} | “{cell(v['paper_says'])}” "
                     f"| {cell(v['measured'])} | **{v['verdict']}** |")
     return "\n".join(rows)
 

@@ -1,21 +1,24 @@
-"""The recurrent chapters' signals: a sum of sines and the Lorenz attractor, cut into windows.
+"""The book's dynamical systems: a sum of sines, the Lorenz attractor, the Hopf normal form; windows.
 
     sines(n, dt, phases)           sum of sine waves on the exact grid t = dt * arange(n)
     lorenz(n, dt, x0)              the Lorenz system by classical RK4, sampled on t = dt * arange(n)
+    hopf(n_steps)                  the Euler map of the Hopf normal form (the theory chapter's trajectory)
     series(task, seed, ...)        the whole signal of one run, deterministic in (task, seed)
     windows(lengths)               consecutive, non-overlapping slices: train | val | test
     pairs(signal, context)         (context of the previous values, next value) pairs inside one window
 
 Everything here is a pure function of its arguments (numpy in, numpy out). The only random
 numbers (sine phases, the Lorenz initial perturbation, the test noise) come from
-``nets.generator(seed, name)``, one stream per name, as every other random tensor of the book.
+``runtime.generator(seed, name)``, one stream per name, as every other random tensor of the book.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 
-from . import nets
+from .runtime import generator
 
 # Sum of sines: x(t) = sum_k A_k sin(w_k t + phi_k), phases phi_k drawn per seed. The angular
 # frequencies are pairwise incommensurate, so the signal never repeats exactly; the period of
@@ -78,6 +81,20 @@ def lorenz(n: int, dt: float = LORENZ_DT, x0=LORENZ_X0, substeps: int = LORENZ_S
     return out[skip:]
 
 
+def hopf(n_steps: int, z0=(0.2, 0.0), dt: float = 0.1, omega: float = 2 * math.pi / 2.5) -> np.ndarray:
+    """A trajectory (n_steps, 2) of the Euler map of the Hopf normal form, z_{t+1} = F(z_t):
+        u' = u + dt ((1 - r^2) u - omega v),   v' = v + dt ((1 - r^2) v + omega u),   r^2 = u^2 + v^2.
+    From z0 it spirals out to a cycle near the unit circle, one turn every 25 steps (omega dt = 2 pi / 25)."""
+    z = np.empty((n_steps, 2))
+    z[0] = z0
+    for t in range(n_steps - 1):
+        u, v = z[t]
+        r2 = u * u + v * v
+        z[t + 1] = u + dt * ((1 - r2) * u - omega * v), v + dt * ((1 - r2) * v + omega * u)
+    return z
+
+
+
 def windows(lengths) -> list[slice]:
     """Consecutive slices of the given lengths, in order: no sample belongs to two windows."""
     starts = np.concatenate([[0], np.cumsum(lengths)])
@@ -99,7 +116,7 @@ def pairs(signal: np.ndarray, context: int = 5) -> tuple[np.ndarray, np.ndarray]
 
 def _normal(seed: int, name: str, shape) -> np.ndarray:
     """N(0, 1) numbers (float64) from the stream (seed, name)."""
-    return torch.randn(shape, generator=nets.generator(seed, name), dtype=torch.float64).numpy()
+    return torch.randn(shape, generator=generator(seed, name), dtype=torch.float64).numpy()
 
 
 def series(task: str, seed: int, n_pairs: tuple[int, int, int], context: int = 5,
@@ -119,7 +136,7 @@ def series(task: str, seed: int, n_pairs: tuple[int, int, int], context: int = 5
     lengths = [p + context for p in n_pairs]
     n = sum(lengths)
     if task == "sines":
-        g = nets.generator(seed, "sines/phase")
+        g = generator(seed, "sines/phase")
         phases = (torch.rand(len(SINES_OMEGA), generator=g, dtype=torch.float64) * 2 * np.pi).numpy()
         raw = sines(n, SINES_DT, tuple(phases))[:, None]                     # (n, 1)
     elif task == "lorenz":

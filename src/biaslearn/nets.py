@@ -2,7 +2,7 @@
 
 Two architectures, as in the paper:
 
-    RandomMLP   y = W_out relu(W_in x + b)                       (one hidden layer)
+    RandomMLP   y = W_out sigma(W_in x + b)                      (one hidden layer; sigma = relu unless named)
     RandomRNN   h_t = relu(W_rec h_{t-1} + W_in x_t + b),  y_t = W_out h_t
 
 Every tensor is drawn once from its own seeded generator, derived from (seed, name), so
@@ -19,11 +19,13 @@ Frozen tensors are registered as buffers, not as parameters with requires_grad=F
 """
 from __future__ import annotations
 
-import hashlib
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from .runtime import device, generator  # noqa: F401  (nets.device: the same function)
 
 MODES = {  # which tensors are trainable parameters in each mode
     "bias": {"b"},
@@ -32,19 +34,8 @@ MODES = {  # which tensors are trainable parameters in each mode
     "mask": {"s"},
 }
 INITS = ("uniform", "gaussian")
-
-
-def device(name: str = "auto") -> torch.device:
-    """The one place the device is chosen: CUDA when present, else CPU (or as named)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def generator(seed: int, name: str) -> torch.Generator:
-    """A CPU generator for tensor ``name`` of run ``seed``; independent of every other name."""
-    digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+ACTIVATIONS = {"relu": torch.relu, "softplus": F.softplus, "tanh": torch.tanh,  # RandomMLP(activation=...)
+               "step": lambda z: (z > 0).to(z.dtype)}  # zero gradient everywhere: Adam cannot move a step's bias
 
 
 def draw(shape: tuple[int, ...], seed: int, name: str, init: str = "uniform",
@@ -87,12 +78,16 @@ class RandomMLP(_Random):
 
     Hidden biases start from U[-0.1, 0.1] (their own generator); no output bias unless
     ``out_bias``. ``rerun`` k > 0 keeps the weights and draws another starting b (and s).
+    ``activation``: a name in ACTIVATIONS (the paper's networks: "relu").
     """
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int, mode: str = "bias",
                  seed: int = 0, init: str = "uniform", scale: float = 0.1,
-                 out_bias: bool = False, rerun: int = 0):
+                 out_bias: bool = False, rerun: int = 0, activation: str = "relu"):
         super().__init__(mode)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}: use one of {sorted(ACTIVATIONS)}")
+        self.act = ACTIVATIONS[activation]
         again = f"/rerun{rerun}" if rerun else ""  # rerun k: same weights, another starting b (and s)
         self._put("W_in", draw((n_hidden, n_in), seed, "W_in", init, scale))    # (n_hidden, n_in)
         self._put("b", draw((n_hidden,), seed, "b" + again, "uniform", 0.1))     # (n_hidden,)
@@ -107,12 +102,14 @@ class RandomMLP(_Random):
         soft = torch.sigmoid(self.s)
         return (self.s > 0).to(soft.dtype) + soft - soft.detach()  # (n_hidden,)
 
+    def features(self, pre: torch.Tensor) -> torch.Tensor:
+        """Hidden activity from the pre-activations W_in x: sigma(pre + b), masked in "mask" mode."""
+        h = self.act(pre + self.b)                           # (batch, n_hidden)
+        return h * self.gate() if self.mode == "mask" else h
+
     def head(self, pre: torch.Tensor) -> torch.Tensor:
         """Logits from the pre-activations W_in x, (batch, n_hidden) -> (batch, n_out)."""
-        h = torch.relu(pre + self.b)
-        if self.mode == "mask":
-            h = h * self.gate()
-        y = h @ self.W_out.T
+        y = self.features(pre) @ self.W_out.T
         return y + self.c if hasattr(self, "c") else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,33 +1,35 @@
-"""What the chapters share: collect runs, list what is missing, summarise over seeds, and
-say under every figure which runs it shows (provenance)."""
+"""What the chapters share: what is missing, summaries over seeds, the winner of a grid, tables
+rendered as HTML, and the provenance line under every figure. Each function takes the tables of
+``experiments.collect`` (a row per run; columns "config", "result", "stored", metrics...)."""
 from __future__ import annotations
 
-import shlex
 from collections import defaultdict
 
 import numpy as np
 
-from . import results
+
+def _results(runs) -> list[dict]:
+    """The stored results of a collected table, or of a list of result dicts."""
+    if hasattr(runs, "columns"):
+        return [r for r in runs["result"] if r is not None] if len(runs) else []
+    return [r for r in runs if r is not None]
 
 
-def collect(configs, runner, root=None, compute=False):
-    """[(config, result or None)] for every config; ``runner(config, root=, compute=)``."""
-    return [(c, runner(c, root=root, compute=compute)) for c in configs]
-
-
-def missing(pairs, command: str) -> str:
-    """A note listing runs without results and the one command that computes them."""
-    absent = [c for c, r in pairs if r is None]
-    if not absent:
-        return f"All {len(pairs)} runs are in results/."
-    by = defaultdict(list)
-    for c in absent:
+def missing(df) -> str:
+    """A note listing the runs without stored results, why each was not computed, and the one
+    command that computes them."""
+    absent = df[~df["stored"]] if len(df) else df
+    if not len(absent):
+        return f"All {len(df)} runs are in results/."
+    by = defaultdict(set)
+    for c in absent["config"]:
         what = getattr(c, "dataset", getattr(c, "task", c.experiment))
-        by[f"{what} {c.mode}" if hasattr(c, "mode") else what].append(c.seed)
-    lines = [f"{len(absent)} of {len(pairs)} runs have no stored result (not computed on the "
-             f"machine that built this page):"]
-    lines += [f"  {k}: seeds {sorted(set(v))}" for k, v in by.items()]
-    lines += ["Compute them with:", "  " + command]
+        by[f"{what} {c.mode}" if hasattr(c, "mode") else what].add(c.seed)
+    reasons = sorted(set(df.attrs.get("why_missing", {}).values()))
+    lines = [f"{len(absent)} of {len(df)} runs have no stored result (not computed on the machine that "
+             f"built this page{': ' + '; '.join(reasons) if reasons else ''}):"]
+    lines += [f"  {k}: seeds {sorted(v)}" for k, v in by.items()]
+    lines += ["Compute them with:", "  " + df.attrs.get("command", "python -m biaslearn.experiments ...")]
     return "\n".join(lines)
 
 
@@ -37,12 +39,45 @@ def summary(values) -> tuple[float, float, int]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
 
 
-def provenance(pairs) -> str:
+def fmt(values, digits: int = 3, n: bool = True) -> str:
+    """"mean ± s.d. (n=count)" of some values, or "-" if there are none."""
+    values = [v for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
+    if not values:
+        return "-"
+    m, s, k = summary(values)
+    return f"{m:.{digits}f} ± {s:.{digits}f}" + (f" (n={k})" if n else "")
+
+
+def winners(df, by, metric: str) -> dict:
+    """{key: learning rate} of the stored run with the highest ``metric`` per value of the columns
+    ``by`` (a key is the tuple of those values), e.g. winners(sel, ("mode",), "eval_acc")."""
+    done = df[df["stored"]]
+    best = done.loc[done.groupby(list(by))[metric].idxmax()]
+    return {tuple(k) if isinstance(k, tuple) else (k,): lr
+            for k, lr in zip(best[list(by)].itertuples(index=False, name=None), best["lr"])}
+
+
+def on_edge(lr: float, grid) -> bool:
+    """Whether a winner sits on an edge of its grid (a better rate may lie beyond it)."""
+    return lr in (min(grid), max(grid))
+
+
+def show(table, caption: str | None = None, index: bool = False):
+    """A DataFrame as an HTML table on the page (never wide printed text)."""
+    from IPython.display import HTML, display
+
+    styler = table.style.hide(axis="index") if not index else table.style
+    if caption:
+        styler = styler.set_caption(caption)
+    display(HTML(styler.to_html()))
+
+
+def provenance(runs) -> str:
     """One line for a caption: how many runs, which seeds, which commit(s) and hardware, wall time."""
-    done = [r["provenance"] | {"seed": r["config"]["seed"]} for _, r in pairs if r is not None]
+    done = [r["provenance"] | {"seed": r["config"].get("seed")} for r in _results(runs)]
     if not done:
         return "No runs stored."
-    seeds = sorted({p["seed"] for p in done})
+    seeds = sorted({p["seed"] for p in done if p["seed"] is not None})
     commits = ", ".join(sorted({p["git_commit"][:7] for p in done}))
     dirty = sum(bool(p.get("git_dirty")) for p in done)
     threads = {}
@@ -65,16 +100,3 @@ def hardware(p: dict) -> str:
     if p["device"].startswith("cuda"):
         return p.get("gpu") or p["device"]
     return f'{p.get("cpu") or "unknown"} CPU'
-
-
-def command(preset: str, scale: str, seeds, **lists) -> str:
-    """The shell command that computes a preset's runs."""
-    parts = ["python", "-m", "biaslearn.experiments", preset, "--scale", scale,
-             "--seeds", *map(str, seeds)]
-    for k, v in lists.items():
-        if v:
-            parts += [f"--{k}", *map(str, v)]
-    return " ".join(shlex.quote(p) for p in parts)
-
-
-__all__ = ["collect", "missing", "summary", "provenance", "built_here", "hardware", "command", "results"]

@@ -4,7 +4,10 @@
     results/<experiment>/<key>.npz       optional arrays (e.g. learned bias vectors)
 
 The JSON holds ``config``, ``metrics``, ``curve`` and ``provenance`` (git commit, package
-versions, device, wall seconds). Writes go to a temporary file that is renamed into place,
+versions, device, wall seconds). Every reader of results/ goes through ``read`` (one file),
+``load`` (one config) or ``stored`` (a folder), which name the file in every error.
+``python -m biaslearn.results verify`` recomputes the cheapest stored runs of every
+experiment and reports each whose metrics moved (see ``verify``). Writes go to a temporary file that is renamed into place,
 so an interrupted run leaves no half-written result. ``cached(config, fn)`` loads an
 existing result, or, if ``compute`` is on, runs ``fn(config)`` and stores what it returns.
 """
@@ -78,28 +81,47 @@ def _atomic_write(dest: Path, data: bytes) -> None:
             os.remove(tmp)
 
 
-def load(config, root=None) -> dict | None:
-    """The stored result of ``config``, or None if it was never computed."""
-    p = path(config, root)
-    if not p.exists():
-        return None
+def read(p: Path, arrays: bool = True) -> dict:
+    """The result stored in file ``p`` (and its arrays); a ResultError naming the file if it is not one."""
+    p = Path(p)
     try:
         result = json.loads(p.read_text())
-        if result["config"] != canonical(config):
-            raise ValueError("its config differs from the one asked for")
-        for field in ("metrics", "curve", "provenance"):
-            result[field]
-    except (ValueError, KeyError, TypeError) as e:
+        if not isinstance(result, dict):
+            raise ValueError("it holds no JSON object")
+        for field in ("config", "metrics", "curve", "provenance"):
+            if not isinstance(result.get(field), dict):
+                raise ValueError(f"its {field!r} is missing or not a mapping")
+    except (OSError, ValueError) as e:
         raise ResultError(f"result file {p} is corrupt or not a result ({e}); delete it and "
                           f"rerun to recompute it") from e
     npz = p.with_suffix(".npz")
-    if npz.exists():
+    if arrays and npz.exists():
         try:
             with np.load(npz) as z:
                 result["arrays"] = {k: z[k] for k in z.files}
         except Exception as e:
             raise ResultError(f"array file {npz} is corrupt ({e}); delete it and {p}, and rerun") from e
     return result
+
+
+def load(config, root=None) -> dict | None:
+    """The stored result of ``config``, or None if it was never computed."""
+    p = path(config, root)
+    if not p.exists():
+        return None
+    result = read(p)
+    if result["config"] != canonical(config):
+        raise ResultError(f"result file {p} holds another config than the one asked for; delete it and "
+                          f"rerun to recompute it")
+    return result
+
+
+def stored(experiment: str | None = None, root=None, arrays: bool = False) -> list[dict]:
+    """Every stored result of ``experiment`` (every experiment if None), each with its ``file``
+    (the path relative to the results folder), in file order."""
+    base = results_dir(root)
+    pattern = f"{experiment}/*.json" if experiment else "*/*.json"
+    return [dict(read(p, arrays), file=str(p.relative_to(base))) for p in sorted(base.glob(pattern))]
 
 
 def save(config, metrics: dict, curve: dict, wall_seconds: float, device: str,
@@ -175,3 +197,104 @@ def cached(config, fn, root=None, compute: bool = True) -> dict | None:
     out = fn(config)
     return save(config, out["metrics"], out["curve"], time.perf_counter() - t0, out["device"],
                 out.get("arrays"), root, code)
+
+
+# --- Stale results: recompute a sample of stored runs and compare -----------------------------------
+
+TIMING = ("seconds",)  # metrics whose name holds one of these measure the machine, not the numerics
+RTOL, ATOL = 1e-3, 1e-6  # |new - old| <= ATOL + RTOL |old|: a diverged run (R² < 0) amplifies the rounding
+# of another thread count to ~2e-4 relative; a change of numerics moves metrics by far more
+
+
+def _numbers(metrics: dict, prefix: str = "") -> dict:
+    """Every numeric metric, nested dicts flattened to "a.b" names, timings left out."""
+    out = {}
+    for k, v in metrics.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out |= _numbers(v, name + ".")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and not any(t in k for t in TIMING):
+            out[name] = float(v)
+        elif v is None or isinstance(v, (bool, str)):
+            out[name] = v
+    return out
+
+
+def differences(old: dict, new: dict, rtol: float = RTOL, atol: float = ATOL) -> list[str]:
+    """The metrics of two results that differ beyond the tolerance (or exist in only one)."""
+    a, b = _numbers(old), _numbers(new)
+    out = []
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k, "absent"), b.get(k, "absent")
+        if isinstance(x, float) and isinstance(y, float):
+            if not (abs(y - x) <= atol + rtol * abs(x) or (x != x and y != y) or x == y):
+                out.append(f"{k}: stored {x:.6g}, recomputed {y:.6g}")
+        elif x != y:
+            out.append(f"{k}: stored {x!r}, recomputed {y!r}")
+    return out
+
+
+def verify(sample: int = 1, max_seconds: float = 60.0, root=None, experiments=None, progress: bool = True) -> list[dict]:
+    """Recompute the ``sample`` cheapest stored runs (by stored wall time, at most ``max_seconds`` each)
+    of every experiment folder, with the threads each was stored with, and compare their metrics.
+
+    Returns one dict per experiment: {"experiment", "file", "status", "detail"} with status "same",
+    "differs" (detail lists the metrics), or "skipped" (detail says why: data absent, or its cheapest
+    run too slow for ``max_seconds``).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from . import experiments as ex
+
+    folders = sorted(p.name for p in results_dir(root).iterdir() if p.is_dir())
+    report = []
+    for name in experiments or folders:
+        runs = sorted(stored(name, root), key=lambda r: r["provenance"]["wall_seconds"])
+        if not runs:
+            continue
+        cheap = [r for r in runs if r["provenance"]["wall_seconds"] <= max_seconds]
+        doable = [r for r in cheap if ex.ready(ex.config_of(r), root) is None]
+        if not doable:
+            why = (f"its cheapest run took {runs[0]['provenance']['wall_seconds']:.0f} s > {max_seconds:g} s"
+                   if not cheap else ex.ready(ex.config_of(cheap[0]), root))
+            report.append({"experiment": name, "file": None, "status": "skipped", "detail": why})
+            continue
+        for r in tqdm(doable[:sample], desc=f"verify {name}", disable=not progress, leave=False):
+            cfg = ex.config_of(r)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(int(r["provenance"].get("threads") or threads))
+            try:
+                new = ex.RUNNERS[type(cfg)](cfg, "cpu", False, root)
+            finally:
+                torch.set_num_threads(threads)
+            diff = differences(r["metrics"], new["metrics"])
+            report.append({"experiment": name, "file": r["file"], "status": "differs" if diff else "same",
+                           "detail": "; ".join(diff)})
+    return report
+
+
+def main(argv=None):
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Check the stored results against the code.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="recompute the cheapest stored runs of every experiment and compare")
+    v.add_argument("--sample", type=int, default=1, help="runs per experiment (the cheapest first)")
+    v.add_argument("--max-seconds", type=float, default=60.0, help="skip runs whose stored wall time is longer")
+    v.add_argument("--experiments", nargs="+", default=None, help="only these folders of results/")
+    v.add_argument("--results-dir", default=None)
+    a = ap.parse_args(argv)
+    if a.sample < 1 or a.max_seconds <= 0:
+        ap.error("--sample must be >= 1 and --max-seconds > 0")
+    rows = verify(a.sample, a.max_seconds, a.results_dir, a.experiments)
+    for r in rows:
+        print(f"{r['status']:8s} {r['experiment']:22s} {r['file'] or '':40s} {r['detail']}")
+    bad = [r for r in rows if r["status"] == "differs"]
+    print(f"{len(bad)} of {sum(r['status'] != 'skipped' for r in rows)} recomputed runs differ "
+          f"(tolerance {RTOL:g} relative + {ATOL:g}); {sum(r['status'] == 'skipped' for r in rows)} experiments skipped")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,9 +2,7 @@
 
     SeqConfig          the whole description of one RNN run (a frozen dataclass)
     train(config)      builds the signal, trains a RandomRNN, scores a held-out window
-    run(config)        the same, memoised in results/ (see results.py)
-    recurrent(...)     presets: the sum-of-sines runs (widths 256, 512, 1024)
-    lorenz(...)        presets: the Lorenz runs (width 1024, noisy test window)
+                       (experiments.run memoises it in results/; the presets are in presets.py)
 
 Each example is a sequence of ``context`` previous values x_{t-5..t-1} (batch, 5, d) run
 through the RNN from h = 0; the readout at the last step predicts x_t (batch, d). The loss
@@ -17,22 +15,21 @@ is the mean squared error in normalised units. Modes (see nets.RandomRNN):
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-import typing
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from . import dynamics, nets, results
+from . import dynamics, nets
+from .config import Base
 
 RIDGE_GRID = tuple(10.0 ** k for k in range(-10, 1))  # readout: penalties relative to mean diag(H^T H / N)
 FREE_THRESHOLD = 0.4  # free run: "tracks" while |prediction - truth| / rms|truth| stays below this
 
 
 @dataclass(frozen=True)
-class SeqConfig:
+class SeqConfig(Base):
     experiment: str = "recurrent"    # folder under results/
     task: str = "sines"              # "sines" (1 coordinate) or "lorenz" (3 coordinates)
     mode: str = "bias"               # "bias" (hidden biases only), "full", "readout" (ridge)
@@ -48,25 +45,16 @@ class SeqConfig:
     lr: float = 1e-3                 # peak learning rate; cosine decay to 0 over the steps
     free_steps: int = 0              # free run after the training window (samples; 0: none)
 
-    def __post_init__(self):
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            v, t = getattr(self, f.name), hints[f.name]
-            if t is float and isinstance(v, int) and not isinstance(v, bool):
-                object.__setattr__(self, f.name, float(v))  # so 1 and 1.0 give the same key
-            elif not isinstance(v, t) or (t is int and isinstance(v, bool)):
-                raise TypeError(f"SeqConfig.{f.name} must be {t.__name__}, got {v!r}")
-        for name, allowed in {"task": ("sines", "lorenz"), "mode": tuple(nets.MODES),
-                              "split": ("test", "val")}.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"SeqConfig.{name}={getattr(self, name)!r}: use one of {allowed}")
-        if min(self.n_hidden, self.context, self.n_train, self.n_val, self.batch_size) < 1:
-            raise ValueError(f"SeqConfig needs n_hidden, context, n_train, n_val, batch_size >= 1: {self}")
-        if self.steps < 0 or self.lr <= 0 or self.noise < 0 or self.free_steps < 0:
-            raise ValueError(f"SeqConfig needs steps >= 0, lr > 0, noise >= 0, free_steps >= 0: {self}")
-        if self.free_steps > self.n_val + self.context:
-            raise ValueError(f"free_steps={self.free_steps} runs past the validation window "
-                             f"({self.n_val + self.context} samples follow the training window)")
+    CHOICES = {"task": ("sines", "lorenz"), "mode": ("bias", "full", "readout"), "split": ("test", "val")}
+
+    def check(self):
+        return [(min(self.n_hidden, self.context, self.n_train, self.n_val, self.batch_size) >= 1,
+                 "n_hidden, context, n_train, n_val, batch_size >= 1"),
+                (self.steps >= 0 and self.lr > 0 and self.noise >= 0 and self.free_steps >= 0,
+                 "steps >= 0, lr > 0, noise >= 0, free_steps >= 0"),
+                (self.free_steps <= self.n_val + self.context,
+                 f"free_steps <= n_val + context (the free run stays inside the {self.n_val + self.context} "
+                 "samples that follow the training window)")]
 
 
 def r2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -188,89 +176,3 @@ def train(cfg: SeqConfig, device: str = "auto", progress: bool = True) -> dict:
                        free_lyapunov_times=steps * dt * dynamics.LYAPUNOV)
         arrays.update(free=free, free_true=truth)
     return {"metrics": metrics, "curve": curve, "device": str(dev), "arrays": arrays}
-
-
-def run(cfg: SeqConfig, root=None, compute: bool = True, device: str = "auto", progress: bool = True):
-    """The result of ``cfg`` from results/, trained and stored first if absent and ``compute``."""
-    return results.cached(cfg, lambda c: train(c, device, progress), root, compute)
-
-
-# --- Presets: the configs behind each figure ------------------------------------------------
-
-# "paper": the paper's widths, our sizes (the paper gives none). "quick": smoke tests.
-SCALES = {
-    "paper": dict(n_train=2000, n_val=1000, steps=1000, batch_size=64),
-    "quick": dict(n_train=200, n_val=100, steps=60, batch_size=32),
-}
-WIDTHS = {"paper": (256, 512, 1024), "quick": (16, 32, 64)}
-LORENZ_WIDTH = {"paper": 1024, "quick": 64}
-LORENZ_NOISE = 1.0       # the paper: test window corrupted with N(0, 1), then normalised
-FREE_STEPS = {"paper": 500, "quick": 50}   # 500 samples = 10 time units = 9.1 Lyapunov times
-
-# Learning rates, chosen by R² on the validation window (seed 0; presets recurrent_selection and
-# lorenz_selection), per task, mode and width. A test checks these are the stored winners.
-# To fit this machine's CPU budget, the fully trained width-1024 networks (the costliest runs)
-# use the learning rate chosen at width 512 (SELECTED_AT); every other width is chosen at itself.
-# Extended while a winner sat on an edge of its grid (bias upwards to 3e-1; full both ways).
-LR_GRID = {"bias": (3e-3, 1e-2, 3e-2, 1e-1, 3e-1), "full": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)}
-SELECTED_AT = {("full", 1024): 512, ("full", 64): 32}  # (mode, width used) -> width it was chosen at
-LR = {("sines", "bias", 256): 1e-2, ("sines", "bias", 512): 1e-2, ("sines", "bias", 1024): 1e-2,
-      ("sines", "full", 256): 3e-2, ("sines", "full", 512): 1e-2, ("lorenz", "bias", 1024): 1e-1,
-      ("lorenz", "full", 512): 3e-4}
-LR_QUICK = {"bias": 1e-2, "full": 1e-3}
-
-
-def _lr(scale, task, mode, n_hidden):
-    if mode == "readout":
-        return 1e-3  # unused: the ridge readout has no learning rate
-    if scale != "paper":
-        return LR_QUICK[mode]
-    k = (task, mode, SELECTED_AT.get((mode, n_hidden), n_hidden))
-    if k not in LR:
-        raise KeyError(f"no learning rate chosen for {k}: run the selection preset first")
-    return LR[k]
-
-
-def recurrent(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout"), widths=None) -> list[SeqConfig]:
-    """Sum of sines, widths 256/512/1024, every mode, one run per seed (the paper: bias-only, 5 seeds)."""
-    return [SeqConfig(experiment="recurrent", task="sines", mode=m, n_hidden=n, seed=s,
-                      lr=_lr(scale, "sines", m, n), **SCALES[scale])
-            for n in (widths or WIDTHS[scale]) for m in modes for s in seeds]
-
-
-def lorenz(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout")) -> list[SeqConfig]:
-    """Lorenz, width 1024, noisy test window, free run after the training window."""
-    n = LORENZ_WIDTH[scale]
-    return [SeqConfig(experiment="lorenz", task="lorenz", mode=m, n_hidden=n, seed=s, noise=LORENZ_NOISE,
-                      free_steps=FREE_STEPS[scale], lr=_lr(scale, "lorenz", m, n), **SCALES[scale])
-            for m in modes for s in seeds]
-
-
-def _selection(task, widths, scale, seeds, **kw):
-    """The grid of each mode on the validation window, at each width a run uses (or SELECTED_AT)."""
-    grid = LR_GRID if scale == "paper" else {m: g[:2] for m, g in LR_GRID.items()}
-    picked = sorted({(m, SELECTED_AT.get((m, n), n)) for n in widths for m in grid}, key=lambda p: (p[1], p[0]))
-    return [SeqConfig(experiment=f"{'recurrent' if task == 'sines' else task}_selection", task=task, mode=m,
-                      n_hidden=n, seed=s, split="val", lr=lr, **kw, **SCALES[scale])
-            for m, n in picked for s in seeds for lr in grid[m]]
-
-
-def recurrent_selection(scale: str = "paper", seeds=(0,)) -> list[SeqConfig]:
-    """The learning-rate grid on the validation window of the sines, per width and mode (seed 0)."""
-    return _selection("sines", WIDTHS[scale], scale, seeds)
-
-
-def lorenz_selection(scale: str = "paper", seeds=(0,)) -> list[SeqConfig]:
-    """The learning-rate grid on the (noisy) validation window of Lorenz, per mode (seed 0)."""
-    return _selection("lorenz", (LORENZ_WIDTH[scale],), scale, seeds, noise=LORENZ_NOISE)
-
-
-def winners(cfgs, root=None) -> dict:
-    """{(task, mode, n_hidden): lr} with the best validation R² among the stored runs of ``cfgs``."""
-    best = {}
-    for c in cfgs:
-        r = run(c, root=root, compute=False)
-        k = (c.task, c.mode, c.n_hidden)
-        if r is not None and r["metrics"]["r2"] > best.get(k, (None, -math.inf))[1]:
-            best[k] = (c.lr, r["metrics"]["r2"])
-    return {k: lr for k, (lr, _) in best.items()}

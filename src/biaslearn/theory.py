@@ -7,7 +7,7 @@ is approximated by a wide random network whose input and output weights are i.i.
 (w_in_j, w_out_j) lies within eps of (w_i, a_i), give it the bias c_i, and silence every other
 unit with a very negative bias. ``match`` does exactly that (no gradient descent).
 
-Four kinds of run, one frozen config each, all memoised by ``run``:
+Four kinds of run, one frozen config each (computed by RUNNERS, memoised by experiments.run):
     TheoryConfig   "theory":            the construction (ReLU, 1-D) and Adam on the biases (the claims ledger's runs)
     MatchConfig    "theory_activation": the construction with another activation sigma and silencing bias
     FitConfig      "theory_width":      regression of a 1-D or 2-D target, biases / everything / readout trained
@@ -20,19 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from . import nets, results
+from . import dynamics, nets
+from .config import Base
 
 GAMMA, R = 0.9, 1.0   # bound of the small network's weights; half-width of the random weights
 GRID = np.linspace(-1, 1, 401)   # where the "theory" runs compare functions (the compact domain [-1, 1])
 FINE = np.linspace(-1, 1, 2001)  # MatchConfig runs: fine enough to see a step that moved by 1e-3
 
-# The activations, as numpy functions (the construction) and torch functions (training).
+# The activations as numpy functions, for the construction (training uses nets.ACTIVATIONS, the same ones).
 ACT_NP = {"relu": lambda z: np.maximum(z, 0), "softplus": lambda z: np.logaddexp(z, 0),
           "tanh": np.tanh, "step": lambda z: (z > 0).astype(float)}
-ACT = {"relu": torch.relu, "softplus": F.softplus, "tanh": torch.tanh,
-       "step": lambda z: (z > 0).to(z.dtype)}  # zero gradient everywhere: Adam cannot move a step's bias
 
 
 def target(x: np.ndarray) -> np.ndarray:
@@ -108,16 +106,8 @@ def match(n_hidden: int, eps: float, seed: int, m: int = 16, act: str = "relu",
     return {"success": True, "sup_error": float(err), "active": int((~free).sum())}
 
 
-def _check(cls, cfg, ok: bool, need: str, **choices):
-    for name, allowed in choices.items():
-        if getattr(cfg, name) not in allowed:
-            raise ValueError(f"{cls}.{name}={getattr(cfg, name)!r}: use one of {tuple(allowed)}")
-    if not ok:
-        raise ValueError(f"{cls} needs {need}: {cfg}")
-
-
 @dataclass(frozen=True)
-class TheoryConfig:
+class TheoryConfig(Base):
     experiment: str = "theory"       # folder under results/
     method: str = "match"            # "match" (the proof's construction) or "gradient" (Adam on the biases)
     n_hidden: int = 1000             # width of the random network
@@ -127,25 +117,27 @@ class TheoryConfig:
     lr: float = 0.01                 # gradient: learning rate
     seed: int = 0                    # first weight draw
 
-    def __post_init__(self):
-        _check("TheoryConfig", self, self.n_hidden >= 1 and self.eps > 0 and self.draws >= 1
-               and self.steps >= 0 and self.lr > 0, "n_hidden >= 1, eps > 0, draws >= 1, steps >= 0, lr > 0",
-               method=("match", "gradient"))
+    CHOICES = {"method": ("match", "gradient")}
+
+    def check(self):
+        return [(self.n_hidden >= 1, "n_hidden >= 1"), (self.eps > 0, "eps > 0"), (self.draws >= 1, "draws >= 1"),
+                (self.steps >= 0, "steps >= 0"), (self.lr > 0, "lr > 0")]
 
 
 @dataclass(frozen=True)
-class MatchConfig:
+class MatchConfig(Base):
     experiment: str = "theory_activation"  # folder under results/
-    activation: str = "relu"         # sigma of the small and the random network: a name in ACT
+    activation: str = "relu"         # sigma of the small and the random network: a name in ACT_NP
     off_bias: float = -2.0           # bias of the unmatched units (-2R silences ReLU on [-1, 1])
     n_hidden: int = 1000             # width of the random network
     eps: float = 0.05                # tolerance on each weight
     draws: int = 50                  # random networks drawn (seeds seed .. seed + draws - 1)
     seed: int = 0                    # first weight draw
 
-    def __post_init__(self):
-        _check("MatchConfig", self, self.n_hidden >= 1 and self.eps > 0 and self.draws >= 1,
-               "n_hidden >= 1, eps > 0, draws >= 1", activation=ACT)
+    CHOICES = {"activation": tuple(ACT_NP)}
+
+    def check(self):
+        return [(self.n_hidden >= 1, "n_hidden >= 1"), (self.eps > 0, "eps > 0"), (self.draws >= 1, "draws >= 1")]
 
 
 def fit_bias(n_hidden: int, seed: int, steps: int, lr: float) -> dict:
@@ -184,24 +176,20 @@ def evaluate_config(cfg) -> dict:
 # --- Gradient-trained networks on regression targets -----------------------------------------
 
 @dataclass(frozen=True)
-class FitConfig:
+class FitConfig(Base):
     experiment: str = "theory_width"  # folder under results/
     target: str = "smooth1d"         # a name in TARGETS (1-D or 2-D, on [-1, 1]^d)
     mode: str = "bias"               # "bias" (Adam on b), "full" (Adam on everything), "readout" (least squares on W_out)
-    activation: str = "relu"         # a name in ACT
+    activation: str = "relu"         # a name in nets.ACTIVATIONS
     n_hidden: int = 100              # width (units)
     steps: int = 1000                # Adam steps, full batch (bias and full modes)
     lr: float = 0.03                 # initial learning rate, cosine-decayed to 0 over ``steps``
     seed: int = 0                    # draws W_in, W_out and the initial b, all U[-R, R]
 
-    def __post_init__(self):
-        _check("FitConfig", self, self.n_hidden >= 1 and self.steps >= 0 and self.lr > 0,
-               "n_hidden >= 1, steps >= 0, lr > 0", target=TARGETS, mode=nets.MODES, activation=ACT)
+    CHOICES = {"target": tuple(TARGETS), "mode": ("bias", "full", "readout"), "activation": tuple(nets.ACTIVATIONS)}
 
-
-def mlp_out(net: nets.RandomMLP, x: torch.Tensor, act: str) -> torch.Tensor:
-    """The network of ``net``'s tensors with activation ``act``: (N, d) -> (N,)."""
-    return (ACT[act](x @ net.W_in.T + net.b) @ net.W_out.T)[:, 0]
+    def check(self):
+        return [(self.n_hidden >= 1, "n_hidden >= 1"), (self.steps >= 0, "steps >= 0"), (self.lr > 0, "lr > 0")]
 
 
 def adam(params, loss_fn, steps: int, lr: float) -> list[float]:
@@ -227,20 +215,20 @@ def fit(cfg: FitConfig) -> dict:
     d, g = TARGETS[cfg.target]
     x_tr, x_te = (torch.from_numpy(points(d, s)).float() for s in ("train", "test"))
     y_tr, y_te = (torch.from_numpy(g(x.numpy().astype(np.float64))).float() for x in (x_tr, x_te))
-    net = nets.RandomMLP(d, cfg.n_hidden, 1, cfg.mode, seed=cfg.seed, scale=R)
+    net = nets.RandomMLP(d, cfg.n_hidden, 1, cfg.mode, seed=cfg.seed, scale=R, activation=cfg.activation)
     with torch.no_grad():  # biases spread like the weights, so the units' kinks cover the domain
         net.b.copy_(nets.draw((cfg.n_hidden,), cfg.seed, "b0", "uniform", R))
     losses = []
     if cfg.mode == "readout":  # least squares, singular values below 1e-6 x the largest cut (n > N is ill-posed)
         with torch.no_grad():
-            H = ACT[cfg.activation](x_tr @ net.W_in.T + net.b).double()  # (N, n_hidden)
+            H = net.features(x_tr @ net.W_in.T).double()  # (N, n_hidden)
             sol = torch.linalg.lstsq(H, y_tr.double()[:, None], rcond=1e-6, driver="gelsd").solution
             net.W_out.copy_(sol.T.float())
     else:
-        losses = adam(list(net.parameters()), lambda: ((mlp_out(net, x_tr, cfg.activation) - y_tr) ** 2).mean(),
+        losses = adam(list(net.parameters()), lambda: ((net(x_tr)[:, 0] - y_tr) ** 2).mean(),
                       cfg.steps, cfg.lr)
     with torch.no_grad():
-        f = mlp_out(net, x_te, cfg.activation)
+        f = net(x_te)[:, 0]
     err = (f - y_te).abs()
     metrics = {"sup_error": err.max().item(), "mean_error": err.mean().item(),
                "n_trainable": net.n_trainable(), "final_loss": losses[-1] if losses else None}
@@ -249,21 +237,8 @@ def fit(cfg: FitConfig) -> dict:
 
 # --- A bias-only RNN on a finite trajectory ----------------------------------------------------
 
-def hopf(n_steps: int, z0=(0.2, 0.0), dt: float = 0.1, omega: float = 2 * math.pi / 2.5) -> np.ndarray:
-    """A trajectory (n_steps, 2) of the Euler map of the Hopf normal form, z_{t+1} = F(z_t):
-        u' = u + dt ((1 - r^2) u - omega v),   v' = v + dt ((1 - r^2) v + omega u),   r^2 = u^2 + v^2.
-    From z0 it spirals out to a cycle near the unit circle, one turn every 25 steps (omega dt = 2 pi / 25)."""
-    z = np.empty((n_steps, 2))
-    z[0] = z0
-    for t in range(n_steps - 1):
-        u, v = z[t]
-        r2 = u * u + v * v
-        z[t + 1] = u + dt * ((1 - r2) * u - omega * v), v + dt * ((1 - r2) * v + omega * u)
-    return z
-
-
 @dataclass(frozen=True)
-class RNNConfig:
+class RNNConfig(Base):
     experiment: str = "theory_rnn"   # folder under results/
     mode: str = "bias"               # "bias" or "full" (nets.RandomRNN)
     learn_h0: bool = True            # bias mode: learn the initial hidden state too (the theorem chooses it)
@@ -274,16 +249,17 @@ class RNNConfig:
     lr: float = 0.03                 # initial learning rate, cosine-decayed to 0
     seed: int = 0                    # draws every weight
 
-    def __post_init__(self):
-        _check("RNNConfig", self, self.n_hidden >= 1 and self.horizon >= 2 and self.gain > 0
-               and self.steps >= 0 and self.lr > 0, "n_hidden >= 1, horizon >= 2, gain > 0, steps >= 0, lr > 0",
-               mode=("bias", "full"), learn_h0=(True, False))
+    CHOICES = {"mode": ("bias", "full")}
+
+    def check(self):
+        return [(self.n_hidden >= 1, "n_hidden >= 1"), (self.horizon >= 2, "horizon >= 2"), (self.gain > 0, "gain > 0"),
+                (self.steps >= 0, "steps >= 0"), (self.lr > 0, "lr > 0")]
 
 
 def fit_rnn(cfg: RNNConfig) -> dict:
     """Fit y_t = W_out h_t to the Hopf trajectory z_0 .. z_{horizon-1} (no input: x_t = 0), then run on to
     twice the horizon. Scores the sup and root-mean-square error over the horizon and beyond it."""
-    z = torch.from_numpy(hopf(2 * cfg.horizon)).float()  # (2 horizon, 2)
+    z = torch.from_numpy(dynamics.hopf(2 * cfg.horizon)).float()  # (2 horizon, 2)
     net = nets.RandomRNN(1, cfg.n_hidden, 2, cfg.mode, seed=cfg.seed, init="gaussian", scale=cfg.gain)
     h0 = torch.zeros(1, cfg.n_hidden, requires_grad=cfg.mode == "bias" and cfg.learn_h0)
     x = torch.zeros(1, 2 * cfg.horizon, 1)  # (batch, time, n_in): an autonomous system
@@ -300,74 +276,8 @@ def fit_rnn(cfg: RNNConfig) -> dict:
             "arrays": {"y": y.numpy()}}
 
 
-# --- Running and presets -----------------------------------------------------------------------
+# --- Running -------------------------------------------------------------------------------------
 
+# config type -> the function that computes its result (always on the CPU: these networks are too small
+# for a GPU to help). experiments.run memoises them in results/; the presets are in presets.py.
 RUNNERS = {TheoryConfig: evaluate_config, MatchConfig: evaluate_config, FitConfig: fit, RNNConfig: fit_rnn}
-
-
-def run(cfg, root=None, compute: bool = True, device: str = "auto"):
-    """The result of ``cfg`` from results/, computed first if absent and ``compute`` (always on the CPU:
-    these networks are too small for a GPU to help)."""
-    return results.cached(cfg, RUNNERS[type(cfg)], root, compute)
-
-
-WIDTHS = {"paper": [30, 100, 300, 1000, 3000, 10000, 30000], "quick": [30, 300]}
-
-
-def matching(scale: str = "paper", seeds=(0,)) -> list[TheoryConfig]:
-    """The proof's construction: success rate and sup error vs width (draws per width from each seed)."""
-    draws = 200 if scale == "paper" else 10
-    return [TheoryConfig(method="match", n_hidden=n, draws=draws, seed=1000 * s)
-            for s in seeds for n in WIDTHS[scale]]
-
-
-def gradient(scale: str = "paper", seeds=range(3)) -> list[TheoryConfig]:
-    """Gradient-trained bias-only networks of the same widths (one per seed)."""
-    steps = 1500 if scale == "paper" else 100
-    return [TheoryConfig(method="gradient", n_hidden=n, steps=steps, seed=s)
-            for s in seeds for n in WIDTHS[scale] if n <= 3000]
-
-
-EPS = {"paper": [0.1, 0.05, 0.025], "quick": [0.1]}  # tolerances eps of the construction
-
-
-def tolerance(scale: str = "paper", seeds=(0,)) -> list[MatchConfig]:
-    """The ReLU construction at other tolerances eps: the width it needs grows like eps^-2 (nu = 2)."""
-    draws = 100 if scale == "paper" else 5
-    return [MatchConfig(experiment="theory_tolerance", eps=e, n_hidden=n, draws=draws, seed=1000 * s)
-            for s in seeds for e in EPS[scale] for n in WIDTHS[scale]]
-
-
-FIT_WIDTHS = {"paper": [10, 30, 100, 300, 1000, 3000], "quick": [10, 100]}
-ADAM_WIDTHS = {"paper": [10, 30, 100, 300, 1000, 3000], "quick": [10, 100]}  # seconds per run at 3,000
-VARIANTS = [("relu", -2.0), ("softplus", -2.0), ("softplus", -30.0), ("tanh", -30.0), ("step", -2.0)]
-
-
-def width(scale: str = "paper", seeds=range(3)) -> list[FitConfig]:
-    """Every target, three modes (bias, full, readout), at each width and seed (ReLU)."""
-    steps = 1000 if scale == "paper" else 100
-    return [FitConfig(target=t, mode=m, n_hidden=n, steps=steps, seed=s)
-            for t in TARGETS for m in ("bias", "full", "readout") for s in seeds
-            for n in (FIT_WIDTHS if m == "readout" else ADAM_WIDTHS)[scale]]  # least squares is cheap
-
-
-def activation(scale: str = "paper", seeds=(0, 1, 2)) -> list:
-    """The construction with each activation (and silencing bias) of VARIANTS, and bias-only Adam on the
-    smooth 1-D target with each activation (ReLU's runs are those of ``width``)."""
-    draws, steps = (50, 1000) if scale == "paper" else (5, 100)
-    widths = [n for n in WIDTHS[scale] if 100 <= n <= 10000] or [100]
-    cons = [MatchConfig(activation=a, off_bias=o, n_hidden=n, draws=draws, seed=1000 * seeds[0])
-            for a, o in VARIANTS for n in widths]
-    grad = [FitConfig(experiment="theory_activation", activation=a, n_hidden=n, steps=steps, seed=s)
-            for a in ("softplus", "tanh", "step") for n in ADAM_WIDTHS[scale] for s in seeds]
-    return cons + grad
-
-
-RNN_WIDTHS = {"paper": [25, 50, 100, 200], "quick": [20, 50]}
-
-
-def recurrent(scale: str = "paper", seeds=range(3)) -> list[RNNConfig]:
-    """Bias-only RNNs (with a learned initial state) of each width on the Hopf trajectory; full training for reference."""
-    steps = 1000 if scale == "paper" else 50
-    return [RNNConfig(mode=m, n_hidden=n, steps=steps, seed=s)
-            for m in ("bias", "full") for n in RNN_WIDTHS[scale] for s in seeds]

@@ -2,7 +2,7 @@
 
     Config             the whole description of one feed-forward run (a frozen dataclass)
     train(config)      trains a RandomMLP and returns metrics, curve, device, arrays
-    run(config)        the same, memoised in results/ (see results.py)
+                       (experiments.run memoises it in results/)
 
 Unless the network is fully trained, the input projection W_in x never changes, so it is
 computed once per data set and weight draw (``project``) and training runs over the cached
@@ -13,23 +13,22 @@ both against the plain autograd network (same loss, same gradients).
 """
 from __future__ import annotations
 
-import dataclasses
 import time
-import typing
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data, nets, results
+from . import data, nets
+from .config import Base
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Base):
     experiment: str = "feedforward"  # folder under results/
     dataset: str = "mnist"           # a name in data.SOURCES, or "synthetic"
-    mode: str = "bias"               # "bias" (hidden biases only), "full", "readout"
+    mode: str = "bias"               # "bias" (hidden biases only), "full", "readout", "mask"
     n_hidden: int = 32_000           # hidden width (units)
     init: str = "uniform"            # weight law: "uniform" U[-scale, scale]; "gaussian" N(0, scale^2/fan_in)
     scale: float = 0.1               # see init; the paper: uniform on [-0.1, 0.1]
@@ -46,34 +45,15 @@ class Config:
     cache_dtype: str = "float32"     # bias mode: dtype of the cached projection ("float32", "bfloat16")
     rerun: int = 0                   # k > 0: the same weights, another initial b (or s) and batch order
 
-    # Fields added after results were stored: left out of the result key at their default, so
-    # the stored runs keep their keys (results.canonical).
+    CHOICES = {"mode": tuple(nets.MODES), "init": nets.INITS, "optimizer": ("adam", "sgd"),
+               "split": ("test", "val"), "cache_dtype": ("float32", "bfloat16")}
     ADDED = {"rerun": 0}
 
-    def __post_init__(self):
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            v, t = getattr(self, f.name), hints[f.name]
-            ok = isinstance(v, t) and not (t is int and isinstance(v, bool))
-            if t is float and isinstance(v, int) and not isinstance(v, bool):
-                object.__setattr__(self, f.name, float(v))  # so 1 and 1.0 give the same key
-                ok = True
-            if not ok:
-                raise TypeError(f"Config.{f.name} must be {t.__name__}, got {v!r}")
-        choices = {"mode": tuple(nets.MODES), "init": nets.INITS, "optimizer": ("adam", "sgd"),
-                   "split": ("test", "val"), "cache_dtype": ("float32", "bfloat16")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"Config.{name}={getattr(self, name)!r}: use one of {allowed}")
-        if self.n_hidden < 1 or self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(f"Config needs n_hidden >= 1, epochs >= 0, batch_size >= 1, lr > 0: {self}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Config":
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise TypeError(f"unknown Config keys {sorted(unknown)}")
-        return cls(**d)
+    def check(self):
+        return [(self.n_hidden >= 1, "n_hidden >= 1"), (self.epochs >= 0, "epochs >= 0"),
+                (self.batch_size >= 1, "batch_size >= 1"), (self.lr > 0, "lr > 0"),
+                (self.val_size >= 1, "val_size >= 1"), (self.n_train >= 0, "n_train >= 0"),
+                (self.rerun >= 0, "rerun >= 0")]
 
 
 def split(cfg: Config):
@@ -244,54 +224,3 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
         if cfg.mode == "mask":
             arrays["s"] = model.s.detach().cpu().numpy()
     return {"metrics": metrics, "curve": curve, "device": str(dev), "arrays": arrays}
-
-
-def run(cfg: Config, root=None, compute: bool = True, device: str = "auto", progress: bool = True):
-    """The result of ``cfg`` from results/, trained and stored first if absent and ``compute``."""
-    return results.cached(cfg, lambda c: train(c, device, progress), root, compute)
-
-
-# --- One network, many tasks: swap the bias vector ------------------------------------------
-
-@dataclass(frozen=True)
-class SwapConfig:
-    """Evaluate every task's learned biases in one network (the bias-only runs of ``runs``)."""
-    runs: tuple                      # bias-only Configs of one seed, one per task (same weights)
-    experiment: str = "feedforward_swap"
-    seed: int = 0                    # the seed of every run in ``runs`` (it draws the shared weights)
-
-    def __post_init__(self):
-        keys = {(c.seed, c.n_hidden, c.init, c.scale, c.out_bias, c.mode) for c in self.runs}
-        if len(keys) != 1 or next(iter(keys))[0] != self.seed or self.runs[0].mode != "bias":
-            raise ValueError("SwapConfig.runs must be bias-only runs sharing one seed and architecture")
-
-
-def swap(cfg: SwapConfig, device: str = "auto", root=None) -> dict:
-    """Load each task's learned b into ONE network; score every (bias vector, test set) pair and
-    count, per task, the units never active on its test set (silenced by the learned biases)."""
-    dev = nets.device(device)
-    first = cfg.runs[0]
-    biases = {}
-    for c in cfg.runs:
-        r = run(c, root=root, compute=False)
-        if r is None:
-            raise FileNotFoundError(f"the bias-only run {c} is not in results/: compute it first")
-        biases[c.dataset] = torch.from_numpy(r["arrays"]["b"]).to(dev)
-    model = nets.RandomMLP(784, first.n_hidden, 10, "bias", first.seed, first.init, first.scale,
-                           first.out_bias).to(dev)
-    acc, silenced = {}, {}
-    for c in cfg.runs:  # each task's test set, projected once through the shared W_in
-        _, _, x_ev, y_ev = split(c)
-        P = project(x_ev, model.W_in)
-        for name, b in biases.items():
-            model.b.data.copy_(b)  # swap in another task's biases: nothing else changes
-            logits, active = cached_logits(P, model.b, model.W_out, getattr(model, "c", None))
-            acc[f"{name}->{c.dataset}"] = (logits.argmax(1).cpu() == y_ev).float().mean().item()
-            if name == c.dataset:
-                silenced[c.dataset] = 1 - active.float().mean().item()
-    return {"metrics": {"accuracy": acc, "silenced_fraction": silenced}, "curve": {},
-            "device": str(dev)}
-
-
-def run_swap(cfg: SwapConfig, root=None, compute: bool = True, device: str = "auto"):
-    return results.cached(cfg, lambda c: swap(c, device, root), root, compute)

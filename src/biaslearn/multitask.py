@@ -1,0 +1,60 @@
+"""One random network, many tasks: every task's learned bias vector swapped into the same weights.
+
+    SwapConfig        which bias-only runs (one seed, one per task) to put into one network
+    swap(config)      every (bias vector, test set) accuracy, and the units each task silences
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import nets, results
+from .config import Base
+from .train import Config, cached_logits, project, split
+
+
+@dataclass(frozen=True)
+class SwapConfig(Base):
+    """Evaluate every task's learned biases in one network (the bias-only runs of ``runs``)."""
+    experiment: str = "feedforward_swap"
+    runs: tuple = ()                 # bias-only Configs of one seed, one per task (same weights)
+    seed: int = 0                    # the seed of every run in ``runs`` (it draws the shared weights)
+
+    def check(self):
+        keys = {(c.seed, c.n_hidden, c.init, c.scale, c.out_bias, c.mode) for c in self.runs}
+        return [(all(isinstance(c, Config) for c in self.runs) and len(keys) == 1
+                 and next(iter(keys))[0] == self.seed and self.runs[0].mode == "bias",
+                 "runs: bias-only Configs sharing one seed (= seed) and architecture")]
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        d = dict(d, runs=tuple(Config.from_dict(r) if isinstance(r, dict) else r for r in d.get("runs", ())))
+        return super().from_dict(d)
+
+
+def swap(cfg: SwapConfig, device: str = "auto", root=None) -> dict:
+    """Load each task's learned b into ONE network; score every (bias vector, test set) pair and
+    count, per task, the units never active on its test set (silenced by the learned biases)."""
+    dev = nets.device(device)
+    first = cfg.runs[0]
+    biases = {}
+    for c in cfg.runs:
+        r = results.load(c, root)
+        if r is None:
+            raise FileNotFoundError(f"the bias-only run {c} is not in {results.path(c, root)}: compute it first")
+        biases[c.dataset] = torch.from_numpy(r["arrays"]["b"]).to(dev)
+    model = nets.RandomMLP(784, first.n_hidden, 10, "bias", first.seed, first.init, first.scale,
+                           first.out_bias).to(dev)
+    acc, silenced = {}, {}
+    for c in cfg.runs:  # each task's test set, projected once through the shared W_in
+        _, _, x_ev, y_ev = split(c)
+        P = project(x_ev, model.W_in)
+        for name, b in biases.items():
+            model.b.data.copy_(b)  # swap in another task's biases: nothing else changes
+            logits, active = cached_logits(P, model.b, model.W_out, getattr(model, "c", None))
+            acc[f"{name}->{c.dataset}"] = (logits.argmax(1).cpu() == y_ev).float().mean().item()
+            if name == c.dataset:
+                silenced[c.dataset] = 1 - active.float().mean().item()
+    return {"metrics": {"accuracy": acc, "silenced_fraction": silenced}, "curve": {},
+            "device": str(dev)}

@@ -1,0 +1,365 @@
+"""Every preset of the book: a named list of configs per scale, the figure it serves, and the
+learning rates and step counts the runs use, each with the validation preset that chose it.
+
+    PRESETS["feedforward"].configs("paper", seeds=[0, 1])    the configs of Figure 1, two seeds
+    SELECTIONS                                               each learning-rate table and its validation runs
+
+Scales: "paper" is the paper's shape (or ours, where the paper gives none); "quick" is a tiny
+version for smoke tests and laptops. ``experiments.collect(preset, ...)`` loads or computes the
+runs of a preset and returns them as a table.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from .data import PAPER_TASKS
+from .multitask import SwapConfig
+from .seq import SeqConfig
+from .theory import TARGETS, FitConfig, MatchConfig, RNNConfig, TheoryConfig
+from .train import Config
+
+SCALE_NAMES = ("paper", "quick")
+
+# --- Learning rates and step counts: every number here was chosen on a validation split -------------
+# (never the test set); SELECTIONS at the end names the preset whose runs chose each table, and a
+# test (tests/test_presets.py) checks each table holds the winners of its stored validation runs.
+
+# Feed-forward (Figure 1): Adam, batch 256, rate per mode by accuracy on 10,000 held-out MNIST training
+# examples, seed 0. Bias-only candidates run all 20 epochs; fully trained ones SELECTION_EPOCHS_FULL
+# (to fit this machine). The full grid was extended down to 3e-5 after 1e-4, its lowest value, won.
+LR_GRID = {"bias": [1e-3, 3e-3, 1e-2, 3e-2], "full": [3e-5, 1e-4, 3e-4, 1e-3]}
+SELECTION_EPOCHS_FULL = 5
+LR = {"bias": 1e-2, "full": 1e-4}                            # <- feedforward_selection
+
+# Width chapter: a grid per regime at SELECT_WIDTHS (validation split, seed 0, 20 epochs); a width uses
+# the winner at the nearest selection width (log scale); at 32,000 and beyond bias and full use LR.
+# Grids extended where a winner sat on an edge: bias_gauss down to 3e-4, readout up to 1e-1, mask down to 1e-4.
+WIDTH_LR_GRID = {"bias": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "bias_gauss": [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+                 "full": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "readout": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+                 "mask": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1]}
+WIDTH_LR = {"paper": {                                       # <- width_selection
+    "bias": {32: 3e-3, 316: 3e-2, 3162: 1e-2}, "bias_gauss": {32: 1e-2, 316: 3e-2, 3162: 1e-3},
+    "full": {32: 3e-3, 316: 3e-3, 3162: 1e-3}, "readout": {32: 1e-2, 316: 3e-3, 3162: 1e-3},
+    "mask": {3162: 3e-4},
+}}
+
+# Recurrent and Lorenz: peak rate of a cosine decay, by R² on the validation window (seed 0), per task,
+# mode and width. The fully trained width-1024 networks (the costliest) use the rate chosen at 512
+# (SELECTED_AT). Grids extended while a winner sat on an edge (bias upwards to 3e-1; full both ways).
+SEQ_LR_GRID = {"bias": (3e-3, 1e-2, 3e-2, 1e-1, 3e-1), "full": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)}
+SELECTED_AT = {("full", 1024): 512, ("full", 64): 32}       # (mode, width used) -> width it was chosen at
+SEQ_LR = {("sines", "bias", 256): 1e-2, ("sines", "bias", 512): 1e-2, ("sines", "bias", 1024): 1e-2,
+          ("sines", "full", 256): 3e-2, ("sines", "full", 512): 1e-2, ("lorenz", "bias", 1024): 1e-1,
+          ("lorenz", "full", 512): 3e-4}                     # <- recurrent_selection, lorenz_selection
+SEQ_LR_QUICK = {"bias": 1e-2, "full": 1e-3}                  # scale "quick": not selected
+SEQ_STEPS = {"paper": 1000, "quick": 60}                     # Adam steps per recurrent run
+
+# Theory: fixed by hand (the chapter's networks are small; no grid was run). Steps per scale.
+THEORY_LR = {"gradient": 0.01, "fit": 0.03, "rnn": 0.03}
+THEORY_STEPS = {"paper": {"gradient": 1500, "fit": 1000, "rnn": 1000},
+                "quick": {"gradient": 100, "fit": 100, "rnn": 50}}
+
+
+# --- Feed-forward: Figure 1 ----------------------------------------------------------------------------
+
+SCALES = {
+    "paper": dict(n_hidden=32_000, epochs=20),
+    "quick": dict(n_hidden=256, epochs=2, n_train=2_000, val_size=500, batch_size=64),
+}
+
+
+def feedforward_selection(scale: str = "paper", seeds=(0,), datasets=("mnist",), modes=tuple(LR_GRID)) -> list[Config]:
+    """The learning-rate grids of ``modes`` on a validation split of each data set (seed 0). Figure 1's
+    rates (LR) are MNIST's winners; other data sets' grids check whether they would choose otherwise."""
+    out = []
+    for d in datasets:
+        base = Config(experiment="feedforward_selection", dataset=d, split="val", seed=0, **SCALES[scale])
+        out += [base.replace(mode=mode, lr=lr, epochs=base.epochs if mode == "bias" or scale != "paper"
+                             else SELECTION_EPOCHS_FULL)
+                for mode in modes for lr in LR_GRID[mode]]
+    return out
+
+
+def feedforward(scale: str = "paper", seeds=range(5), datasets=PAPER_TASKS, modes=("bias", "full")) -> list[Config]:
+    """Figure 1: every task, bias-only and fully trained, one run per seed (a seed draws the weights)."""
+    return [Config(experiment="feedforward", dataset=d, mode=m, seed=s, lr=LR[m], **SCALES[scale])
+            for d in datasets for m in modes for s in seeds]
+
+
+def feedforward_bf16(scale: str = "paper", seeds=range(5), datasets=("mnist",)) -> list[Config]:
+    """Bias-only runs with a bfloat16 cache, to compare with the float32 runs of the same seeds."""
+    return [c.replace(cache_dtype="bfloat16") for c in feedforward(scale, seeds, datasets, modes=("bias",))]
+
+
+def feedforward_swap(scale: str = "paper", seeds=range(5), datasets=("mnist", "fashion_mnist")) -> list[SwapConfig]:
+    """One network per seed, every task's learned biases swapped in (needs the bias-only runs)."""
+    return [SwapConfig(runs=tuple(feedforward(scale, [s], datasets, modes=("bias",))), seed=s) for s in seeds]
+
+
+# --- The width chapter (beyond the paper): accuracy vs hidden width, per way of training -------------
+
+WIDTHS = {"paper": (10, 32, 100, 316, 1000, 3162, 10_000, 32_000, 64_000), "quick": (16, 64, 256)}
+REGIMES = {  # name -> the Config fields that make it
+    "bias": dict(mode="bias"),                                   # the paper's: U[-0.1, 0.1] weights
+    "bias_gauss": dict(mode="bias", init="gaussian", scale=1.0),  # N(0, 1/fan_in) weights
+    "full": dict(mode="full"),                                   # everything trained
+    "readout": dict(mode="readout"),                             # random features: W_out trained
+}
+# Only bias-only networks go beyond 32,000 (cheap over the cached projection, and their accuracy still
+# rises): a fully trained run at 64,000 takes about an hour here, and readout runs were left at 32,000 to
+# fit the compute (their accuracy already falls from 10,000 to 32,000 at the rate chosen at 3,162).
+MAX_WIDTH = {"full": 32_000, "readout": 32_000}
+# Fully trained networks narrower than 10 units: a fully trained width-10 network already needs a bias-only
+# one over 1,000 times wider to match it, so matched widths (and a fitted law) need fully trained networks below 10.
+SMALL_FULL = {"paper": (2, 3, 4, 6), "quick": ()}
+SELECT_WIDTHS = {"paper": (32, 316, 3162), "quick": (64,)}
+MASK_WIDTH = {"paper": 3162, "quick": 64}  # the masking control: learn which units to keep, at this width
+
+
+def regime(c: Config) -> str:
+    """The regime name of a feed-forward config: a key of REGIMES, or its mode ("mask")."""
+    return "bias_gauss" if c.mode == "bias" and c.init == "gaussian" else c.mode
+
+
+def _width_config(scale, regime, n, **fields) -> Config:
+    q = {k: v for k, v in SCALES[scale].items() if k != "n_hidden"}
+    mode_fields = REGIMES.get(regime, dict(mode=regime))
+    return Config(n_hidden=n, cache_dtype="bfloat16" if n > 32_000 else "float32", **q, **mode_fields, **fields)
+
+
+def width_lr(regime: str, n: int, scale: str = "paper") -> float:
+    """The learning rate a run of ``regime`` at width ``n`` uses (see WIDTH_LR)."""
+    mode = REGIMES.get(regime, {}).get("mode")
+    if scale == "paper" and n >= 32_000 and regime in ("bias", "full"):
+        return LR[mode]
+    table = WIDTH_LR.get(scale, {}).get(regime, {})
+    if not table:  # not selected (scale "quick"): the middle of the grid
+        return WIDTH_LR_GRID[regime][len(WIDTH_LR_GRID[regime]) // 2]
+    return table[min(table, key=lambda w: abs(math.log(w / n)))]
+
+
+def width_selection(scale: str = "paper", seeds=(0,), datasets=("mnist",)) -> list[Config]:
+    """Learning-rate grids per regime at SELECT_WIDTHS (and the mask at MASK_WIDTH), validation split."""
+    out = []
+    for d in datasets:
+        out += [_width_config(scale, r, n, experiment="width_selection", dataset=d, split="val", lr=lr)
+                for r in REGIMES for n in SELECT_WIDTHS[scale] for lr in WIDTH_LR_GRID[r]]
+        out += [_width_config(scale, "mask", MASK_WIDTH[scale], experiment="width_selection", dataset=d,
+                              split="val", lr=lr) for lr in WIDTH_LR_GRID["mask"]]
+    return out
+
+
+def width(scale: str = "paper", seeds=range(3), datasets=("mnist", "fashion_mnist"),
+          modes=tuple(REGIMES), widths=None) -> list[Config]:
+    """Test accuracy vs width: every regime (``modes``), every width, seeds; data sets in turn and
+    widths ascending, so an interrupted sweep leaves whole curves. At width 32,000 the bias and full
+    runs are Figure 1's (experiment "feedforward", the same configs)."""
+    def regime_widths(r):
+        return set(WIDTHS[scale]) | (set(SMALL_FULL[scale]) if r == "full" else set())
+
+    out = []
+    for d in datasets:
+        for n in sorted(set().union(*map(regime_widths, modes))):
+            for r in modes:
+                if (widths and n not in widths) or n not in regime_widths(r) or n > MAX_WIDTH.get(r, n):
+                    continue
+                for s in seeds:
+                    if scale == "paper" and n == 32_000 and r in ("bias", "full"):
+                        out += feedforward(scale, [s], [d], modes=(r,))
+                    else:
+                        out.append(_width_config(scale, r, n, experiment="width", dataset=d, seed=s,
+                                                 lr=width_lr(r, n, scale)))
+    return out
+
+
+def width_mask(scale: str = "paper", seeds=range(3), datasets=("mnist",)) -> list[Config]:
+    """The masking control at MASK_WIDTH: a learned binary mask over the units, and a second bias-only
+    run on the same weights (rerun=1), next to the width sweep's bias-only run of each seed."""
+    n = MASK_WIDTH[scale]
+    return [_width_config(scale, r, n, experiment="width", dataset=d, seed=s, lr=width_lr(r, n, scale), rerun=k)
+            for d in datasets for s in seeds for r, k in (("bias", 0), ("mask", 0), ("bias", 1))]
+
+
+# --- Recurrent networks: the sum of sines and Lorenz ----------------------------------------------------
+
+SEQ_SCALES = {  # the paper gives no sizes: ours
+    "paper": dict(n_train=2000, n_val=1000, batch_size=64),
+    "quick": dict(n_train=200, n_val=100, batch_size=32),
+}
+SEQ_WIDTHS = {"paper": (256, 512, 1024), "quick": (16, 32, 64)}
+LORENZ_WIDTH = {"paper": 1024, "quick": 64}
+LORENZ_NOISE = 1.0                          # the paper: test window corrupted with N(0, 1), then normalised
+FREE_STEPS = {"paper": 500, "quick": 50}    # 500 samples = 10 time units = 9.1 Lyapunov times
+
+
+def seq_lr(scale, task, mode, n_hidden) -> float:
+    """The learning rate of a recurrent run (see SEQ_LR)."""
+    if mode == "readout":
+        return 1e-3  # unused: the ridge readout has no learning rate
+    if scale != "paper":
+        return SEQ_LR_QUICK[mode]
+    k = (task, mode, SELECTED_AT.get((mode, n_hidden), n_hidden))
+    if k not in SEQ_LR:
+        raise KeyError(f"no learning rate chosen for {k}: run the selection preset first")
+    return SEQ_LR[k]
+
+
+def _seq(scale, **fields) -> SeqConfig:
+    return SeqConfig(steps=SEQ_STEPS[scale], **SEQ_SCALES[scale], **fields)
+
+
+def recurrent(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout"), widths=None) -> list[SeqConfig]:
+    """Sum of sines, widths 256/512/1024, every mode, one run per seed (the paper: bias-only, 5 seeds)."""
+    return [_seq(scale, experiment="recurrent", task="sines", mode=m, n_hidden=n, seed=s, lr=seq_lr(scale, "sines", m, n))
+            for n in (widths or SEQ_WIDTHS[scale]) for m in modes for s in seeds]
+
+
+def lorenz(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout")) -> list[SeqConfig]:
+    """Lorenz, width 1024, noisy test window, free run after the training window."""
+    n = LORENZ_WIDTH[scale]
+    return [_seq(scale, experiment="lorenz", task="lorenz", mode=m, n_hidden=n, seed=s, noise=LORENZ_NOISE,
+                 free_steps=FREE_STEPS[scale], lr=seq_lr(scale, "lorenz", m, n))
+            for m in modes for s in seeds]
+
+
+def _seq_selection(task, widths, scale, seeds, **kw):
+    """The grid of each mode on the validation window, at each width a run uses (or SELECTED_AT)."""
+    grid = SEQ_LR_GRID if scale == "paper" else {m: g[:2] for m, g in SEQ_LR_GRID.items()}
+    picked = sorted({(m, SELECTED_AT.get((m, n), n)) for n in widths for m in grid}, key=lambda p: (p[1], p[0]))
+    return [_seq(scale, experiment=f"{'recurrent' if task == 'sines' else task}_selection", task=task, mode=m,
+                 n_hidden=n, seed=s, split="val", lr=lr, **kw)
+            for m, n in picked for s in seeds for lr in grid[m]]
+
+
+def recurrent_selection(scale: str = "paper", seeds=(0,)) -> list[SeqConfig]:
+    """The learning-rate grid on the validation window of the sines, per width and mode (seed 0)."""
+    return _seq_selection("sines", SEQ_WIDTHS[scale], scale, seeds)
+
+
+def lorenz_selection(scale: str = "paper", seeds=(0,)) -> list[SeqConfig]:
+    """The learning-rate grid on the (noisy) validation window of Lorenz, per mode (seed 0)."""
+    return _seq_selection("lorenz", (LORENZ_WIDTH[scale],), scale, seeds, noise=LORENZ_NOISE)
+
+
+# --- The theory chapter ----------------------------------------------------------------------------------
+
+THEORY_WIDTHS = {"paper": [30, 100, 300, 1000, 3000, 10000, 30000], "quick": [30, 300]}
+EPS = {"paper": [0.1, 0.05, 0.025], "quick": [0.1]}  # tolerances eps of the construction
+FIT_WIDTHS = {"paper": [10, 30, 100, 300, 1000, 3000], "quick": [10, 100]}    # least squares (readout)
+ADAM_WIDTHS = {"paper": [10, 30, 100, 300, 1000, 3000], "quick": [10, 100]}   # seconds per run at 3,000
+VARIANTS = [("relu", -2.0), ("softplus", -2.0), ("softplus", -30.0), ("tanh", -30.0), ("step", -2.0)]
+RNN_WIDTHS = {"paper": [25, 50, 100, 200], "quick": [20, 50]}
+
+
+def theory_matching(scale: str = "paper", seeds=(0,)) -> list[TheoryConfig]:
+    """The proof's construction: success rate and sup error vs width (draws per width from each seed)."""
+    draws = 200 if scale == "paper" else 10
+    return [TheoryConfig(method="match", n_hidden=n, draws=draws, seed=1000 * s)
+            for s in seeds for n in THEORY_WIDTHS[scale]]
+
+
+def theory_gradient(scale: str = "paper", seeds=range(3)) -> list[TheoryConfig]:
+    """Gradient-trained bias-only networks of the same widths (one per seed)."""
+    return [TheoryConfig(method="gradient", n_hidden=n, steps=THEORY_STEPS[scale]["gradient"],
+                         lr=THEORY_LR["gradient"], seed=s)
+            for s in seeds for n in THEORY_WIDTHS[scale] if n <= 3000]
+
+
+def theory_tolerance(scale: str = "paper", seeds=(0,)) -> list[MatchConfig]:
+    """The ReLU construction at other tolerances eps: the width it needs grows like eps^-2 (nu = 2)."""
+    draws = 100 if scale == "paper" else 5
+    return [MatchConfig(experiment="theory_tolerance", eps=e, n_hidden=n, draws=draws, seed=1000 * s)
+            for s in seeds for e in EPS[scale] for n in THEORY_WIDTHS[scale]]
+
+
+def theory_width(scale: str = "paper", seeds=range(3)) -> list[FitConfig]:
+    """Every target, three modes (bias, full, readout), at each width and seed (ReLU)."""
+    return [FitConfig(target=t, mode=m, n_hidden=n, steps=THEORY_STEPS[scale]["fit"], lr=THEORY_LR["fit"], seed=s)
+            for t in TARGETS for m in ("bias", "full", "readout") for s in seeds
+            for n in (FIT_WIDTHS if m == "readout" else ADAM_WIDTHS)[scale]]  # least squares is cheap
+
+
+def theory_activation(scale: str = "paper", seeds=(0, 1, 2)) -> list:
+    """The construction with each activation (and silencing bias) of VARIANTS, and bias-only Adam on the
+    smooth 1-D target with each activation (ReLU's runs are those of ``theory_width``)."""
+    draws = 50 if scale == "paper" else 5
+    widths = [n for n in THEORY_WIDTHS[scale] if 100 <= n <= 10000] or [100]
+    cons = [MatchConfig(activation=a, off_bias=o, n_hidden=n, draws=draws, seed=1000 * seeds[0])
+            for a, o in VARIANTS for n in widths]
+    grad = [FitConfig(experiment="theory_activation", activation=a, n_hidden=n, steps=THEORY_STEPS[scale]["fit"],
+                      lr=THEORY_LR["fit"], seed=s)
+            for a in ("softplus", "tanh", "step") for n in ADAM_WIDTHS[scale] for s in seeds]
+    return cons + grad
+
+
+def theory_rnn(scale: str = "paper", seeds=range(3)) -> list[RNNConfig]:
+    """Bias-only RNNs (with a learned initial state) of each width on the Hopf trajectory; full training for reference."""
+    return [RNNConfig(mode=m, n_hidden=n, steps=THEORY_STEPS[scale]["rnn"], lr=THEORY_LR["rnn"], seed=s)
+            for m in ("bias", "full") for n in RNN_WIDTHS[scale] for s in seeds]
+
+
+# --- The registry ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    make: Callable        # make(scale, seeds=..., **options) -> list of configs
+    chapter: str          # the book page that shows its runs
+    figure: str           # what it serves
+    options: tuple = ()   # keyword arguments of make besides scale and seeds: data sets, modes, widths
+
+    def configs(self, scale: str = "paper", seeds=None, **options) -> list:
+        """The configs of this preset at ``scale`` (its default seeds unless given)."""
+        if scale not in SCALE_NAMES:
+            raise ValueError(f"scale {scale!r}: use one of {SCALE_NAMES}")
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(f"preset {self.name!r} takes no option {unknown}: its options are {list(self.options)}")
+        kw = {k: v for k, v in options.items() if v is not None}
+        return self.make(scale, **kw) if seeds is None else self.make(scale, seeds=list(seeds), **kw)
+
+
+PRESETS = {p.name: p for p in [
+    Preset("feedforward", feedforward, "feedforward", "Figure 1: seven tasks, bias-only vs fully trained",
+           ("datasets", "modes")),
+    Preset("feedforward_selection", feedforward_selection, "feedforward", "Figure 1's learning rates (validation split)",
+           ("datasets", "modes")),
+    Preset("feedforward_bf16", feedforward_bf16, "feedforward", "the bfloat16 cache check", ("datasets",)),
+    Preset("feedforward_swap", feedforward_swap, "feedforward", "one network, every task's biases swapped in",
+           ("datasets",)),
+    Preset("width", width, "width", "accuracy vs width, four regimes", ("datasets", "modes", "widths")),
+    Preset("width_selection", width_selection, "width", "the width chapter's learning rates", ("datasets",)),
+    Preset("width_mask", width_mask, "width", "the masking control", ("datasets",)),
+    Preset("recurrent", recurrent, "recurrent", "R² vs width on the sum of sines", ("modes", "widths")),
+    Preset("recurrent_selection", recurrent_selection, "recurrent", "the sum of sines' learning rates"),
+    Preset("lorenz", lorenz, "lorenz", "Figure 2: Lorenz, noisy test window, free run", ("modes",)),
+    Preset("lorenz_selection", lorenz_selection, "lorenz", "Lorenz's learning rates"),
+    Preset("theory_matching", theory_matching, "theory", "the lemma's construction: success vs width"),
+    Preset("theory_gradient", theory_gradient, "theory", "the claims ledger's gradient runs"),
+    Preset("theory_tolerance", theory_tolerance, "theory", "the construction at three tolerances"),
+    Preset("theory_width", theory_width, "theory", "regression targets: bias, full, readout vs width"),
+    Preset("theory_activation", theory_activation, "theory", "other activations: construction and Adam"),
+    Preset("theory_rnn", theory_rnn, "theory", "bias-only RNNs on a finite Hopf trajectory"),
+]}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A learning-rate table and the validation runs that chose it (winner: highest ``metric``)."""
+    preset: str           # the validation preset
+    metric: str           # higher is better
+    by: tuple             # the columns of a run that name an entry of the table
+    chosen: Callable      # () -> {key tuple: learning rate}: the table as used by the presets
+
+
+SELECTIONS = [
+    Selection("feedforward_selection", "eval_acc", ("mode",), lambda: {(m,): lr for m, lr in LR.items()}),
+    Selection("width_selection", "eval_acc", ("regime", "n_hidden"),
+              lambda: {(r, n): lr for r, t in WIDTH_LR["paper"].items() for n, lr in t.items()}),
+    Selection("recurrent_selection", "r2", ("task", "mode", "n_hidden"),
+              lambda: {k: lr for k, lr in SEQ_LR.items() if k[0] == "sines"}),
+    Selection("lorenz_selection", "r2", ("task", "mode", "n_hidden"),
+              lambda: {k: lr for k, lr in SEQ_LR.items() if k[0] == "lorenz"}),
+]
