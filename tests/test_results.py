@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from biaslearn import results, train
+from biaslearn.experiments import run
+from biaslearn.multitask import SwapConfig
 from biaslearn.train import Config
 
 QUICK = Config(dataset="synthetic", n_hidden=64, epochs=1, n_train=300, split="test")
@@ -43,7 +45,7 @@ def test_a_field_added_later_keeps_old_keys_at_its_default():
     first = Config(dataset="mnist", mode="bias", lr=0.01, seed=0)
     assert results.key(first) == "e41861783c9f11de"
     # nested configs too: the swapped-bias evaluation of seed 0 holds Figure 1's configs
-    from biaslearn.experiments import feedforward_swap
+    from biaslearn.presets import feedforward_swap
     assert results.key(feedforward_swap("paper", [0])[0]) == "f92a72e752a57925"
 
 
@@ -90,12 +92,12 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
 def test_training_run_end_to_end(tmp_path):
     """The real entry point on tiny synthetic data: learns, and stores its biases."""
     cfg = dataclasses.replace(QUICK, epochs=3, n_hidden=256, lr=1e-2, n_train=2000, batch_size=32)
-    r = train.run(cfg, root=tmp_path, progress=False)
+    r = run(cfg, root=tmp_path, progress=False)
     assert r["metrics"]["eval_acc"] > 0.5  # chance is 0.1
     assert r["metrics"]["n_trainable"] == 256
     assert len(r["curve"]["eval_acc"]) == 3
     assert r["arrays"]["b"].shape == (256,)
-    assert train.run(cfg, root=tmp_path, compute=False)["metrics"] == r["metrics"]
+    assert run(cfg, root=tmp_path, compute=False)["metrics"] == r["metrics"]
 
 
 @pytest.mark.parametrize("kwargs,error", [
@@ -131,19 +133,19 @@ def test_swapping_biases_serves_each_task_from_one_network(tmp_path, monkeypatch
     monkeypatch.setattr(data, "load", lambda name: other if name == "mnist" else data.synthetic())
     runs = tuple(dataclasses.replace(QUICK, dataset=d, epochs=3, n_hidden=256, lr=1e-2, n_train=2000,
                                      batch_size=32) for d in ("synthetic", "mnist"))
-    own = {c.dataset: train.run(c, root=tmp_path, progress=False)["metrics"]["eval_acc"] for c in runs}
-    r = train.run_swap(train.SwapConfig(runs=runs, seed=0), root=tmp_path)
+    own = {c.dataset: run(c, root=tmp_path, progress=False)["metrics"]["eval_acc"] for c in runs}
+    r = run(SwapConfig(runs=runs, seed=0), root=tmp_path)
     acc = r["metrics"]["accuracy"]
     for d in own:
         assert abs(acc[f"{d}->{d}"] - own[d]) < 1e-6
     assert acc["mnist->synthetic"] < own["synthetic"] - 0.2  # the biases carry the task
     assert 0 <= r["metrics"]["silenced_fraction"]["synthetic"] < 1
-    assert train.run_swap(train.SwapConfig(runs=runs, seed=0), root=tmp_path, compute=False) is not None
+    assert run(SwapConfig(runs=runs, seed=0), root=tmp_path, compute=False) is not None
 
 
 def test_swap_config_rejects_mixed_weights():
     with pytest.raises(ValueError, match="sharing one seed"):
-        train.SwapConfig(runs=(QUICK, dataclasses.replace(QUICK, seed=1)), seed=0)
+        SwapConfig(runs=(QUICK, dataclasses.replace(QUICK, seed=1)), seed=0)
 
 
 def test_int_and_float_give_the_same_key():
@@ -160,9 +162,62 @@ def test_provenance_line_names_runs_seeds_commit_hardware_and_time(tmp_path):
         cfg = dataclasses.replace(QUICK, seed=seed)
         pairs.append((cfg, results.cached(cfg, _fake_run(calls), root=tmp_path)))
     pairs.append((dataclasses.replace(QUICK, seed=9), None))  # a missing run
-    line = report.provenance(pairs)
+    line = report.provenance([r for _, r in pairs])
     commit = results.code_version()["git_commit"][:7]
     assert line.startswith("2 runs, seeds [0, 2]; code at commit " + commit)
     assert f"; {results.cpu_name()} CPU, {torch.get_num_threads()} threads; " in line
     assert line.endswith("min of training in all.")
-    assert report.provenance([(QUICK, None)]) == "No runs stored."
+    assert report.provenance([None]) == "No runs stored."
+
+
+def test_every_stored_result_is_found_under_its_own_key():
+    """The config base changed nothing a key depends on: every committed result is read back, its
+    config rebuilt through its type's from_dict (validated) and its key recomputed, equal to its file name."""
+    from biaslearn.experiments import config_of
+
+    stored = results.stored()
+    assert len(stored) > 500, "the committed results/ folder is missing"
+    for r in stored:
+        cfg = config_of(r)
+        assert results.canonical(cfg) == r["config"], r["file"]
+        assert f"{cfg.experiment}/{results.key(cfg)}.json" == r["file"]
+
+
+@pytest.mark.parametrize("content, what", [("", "Expecting value"), ("[]", "no JSON object"),
+                                           ('{"config": {}}', "'metrics' is missing")])
+def test_read_names_the_file_and_what_is_wrong(tmp_path, content, what):
+    p = tmp_path / "exp" / "abc.json"
+    p.parent.mkdir()
+    p.write_text(content)
+    with pytest.raises(results.ResultError, match=f"{p}.*{what}"):
+        results.read(p)
+    with pytest.raises(results.ResultError, match="abc.json"):
+        results.stored("exp", tmp_path)
+
+
+def test_differences_within_and_beyond_the_tolerance():
+    old = {"r2": 0.9, "acc": {"a->b": 0.5}, "seconds_per_epoch": 3.0, "median": None}
+    assert results.differences(old, {"r2": 0.9 * (1 + 1e-4), "acc": {"a->b": 0.5}, "seconds_per_epoch": 9.0,
+                                     "median": None}) == []  # timings are not numerics
+    diff = results.differences(old, {"r2": 0.91, "acc": {"a->b": 0.5}, "median": 0.1})
+    assert diff == ["median: stored None, recomputed 0.1", "r2: stored 0.9, recomputed 0.91"]
+
+
+def test_stored_results_match_the_code():
+    """Stale results are caught: the cheapest stored run of every experiment whose runs take at most a
+    few seconds (and whose data are here) is recomputed and must give the stored metrics. A change of
+    numerics in src/ (e.g. another weight scale in nets.draw) fails here, not silently in the book."""
+    rows = results.verify(sample=1, max_seconds=4.0, progress=False)
+    done = [r for r in rows if r["status"] != "skipped"]
+    assert {"recurrent_selection", "theory_rnn", "theory_activation"} <= {r["experiment"] for r in done}, rows
+    assert [r for r in done if r["status"] == "differs"] == []
+
+
+def test_verify_catches_a_changed_weight_scale(monkeypatch):
+    """The same check with the weights drawn at half their scale: every recomputed run differs."""
+    from biaslearn import nets
+    draw = nets.draw
+    monkeypatch.setattr(nets, "draw", lambda shape, seed, name, init="uniform", scale=0.1, fan_in=None:
+                        draw(shape, seed, name, init, scale / 2, fan_in))
+    rows = results.verify(sample=1, max_seconds=4.0, progress=False, experiments=["recurrent_selection", "theory_rnn"])
+    assert [r["status"] for r in rows] == ["differs", "differs"], rows

@@ -240,8 +240,8 @@ RULES = {"gap": _gap, "trend": _trend, "min": _min, "within": _within, "below": 
 
 def verdict(claim: dict, root=None) -> dict:
     """The claim with ``verdict``, ``measured`` (numbers, or why not run), ``runs`` (the files the
-    verdict rests on; for "not run here", the matching files stored) and ``provenance`` (count,
-    seeds, commit, hardware, wall time of those runs) added."""
+    verdict rests on; for "not run here", the matching files stored), ``provenance`` (count,
+    seeds, commit, hardware, wall time of those runs) and ``folders`` (its results/ folders) added."""
     exps = [claim["experiment"]] if isinstance(claim["experiment"], str) else claim["experiment"]
     rs = runs(exps, claim.get("where", {}), root, claim.get("exclude", ()))
     if not any((results.results_dir(root) / e).is_dir() for e in exps):
@@ -253,7 +253,7 @@ def verdict(claim: dict, root=None) -> dict:
         v, text, used = RULES[claim["rule"]["kind"]](claim["rule"], rs)
     used = used or rs  # not run here: say what is stored all the same
     prov = report.provenance(used) if used else "No runs."
-    return dict(claim, verdict=v, measured=text, runs=sorted(r["file"] for r in used), provenance=prov)
+    return dict(claim, verdict=v, measured=text, runs=sorted(r["file"] for r in used), provenance=prov, folders=exps)
 
 
 def evaluate(path=None, root=None, chapter: str | None = None) -> list[dict]:

@@ -21,8 +21,9 @@ import typing
 from dataclasses import dataclass
 
 
-class ConfigError(ValueError):
-    """A config field is of the wrong type, not an allowed value, or out of range (the message says which)."""
+class ConfigError(TypeError, ValueError):
+    """A config field is unknown, of the wrong type, not an allowed value, or out of range (the message
+    says which). Both a TypeError and a ValueError, so either kind of handler catches it."""
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ def collect(preset: str, scale: str = "paper", seeds=None, results_dir=None, com
     todo = [c for c in cfgs if compute and not results.path(c, results_dir).exists()]
     bar = tqdm(total=len(todo), desc=preset, disable=not (progress and todo))
     for cfg in cfgs:
-        reason = ready(cfg, results_dir) if compute else "compute is off"
+        reason = ready(cfg, results_dir) or (None if compute else "compute is off")
         r = run(cfg, results_dir, compute=compute and reason is None, device=device, progress=progress)
         if r is None:
             why[results.key(cfg)] = reason or "not computed"

@@ -7,6 +7,18 @@ from collections import defaultdict
 
 import numpy as np
 
+# How the chapters name and colour the ways of training (the "regime" column of a collected table, or "mode").
+LABEL = {"bias": "bias-only", "bias_gauss": "bias-only, Gaussian weights", "full": "fully trained",
+         "readout": "readout only", "mask": "learned mask"}
+COLOUR = {"bias": "C0", "bias_gauss": "C9", "full": "C1", "readout": "C2", "mask": "C3"}
+
+
+def title(dataset: str) -> str:
+    """A data set's name as the book prints it ("Fashion-MNIST"); "synthetic" for the smoke tests' data."""
+    from .data import SOURCES
+
+    return SOURCES[dataset].title if dataset in SOURCES else dataset
+
 
 def _results(runs) -> list[dict]:
     """The stored results of a collected table, or of a list of result dicts."""

@@ -3,6 +3,8 @@
     SeqConfig          the whole description of one RNN run (a frozen dataclass)
     train(config)      builds the signal, trains a RandomRNN, scores a held-out window
                        (experiments.run memoises it in results/; the presets are in presets.py)
+    selection(df)      the learning-rate grid of a selection preset as a table, the winners marked
+                       (what the recurrent and Lorenz chapters show)
 
 Each example is a sequence of ``context`` previous values x_{t-5..t-1} (batch, 5, d) run
 through the RNN from h = 0; the readout at the last step predicts x_t (batch, d). The loss
@@ -24,6 +26,7 @@ import torch
 from . import dynamics, nets
 from .config import Base
 
+MODES = ("bias", "full", "readout")  # the ways of training, in the order the chapters show them
 RIDGE_GRID = tuple(10.0 ** k for k in range(-10, 1))  # readout: penalties relative to mean diag(H^T H / N)
 FREE_THRESHOLD = 0.4  # free run: "tracks" while |prediction - truth| / rms|truth| stays below this
 
@@ -45,7 +48,7 @@ class SeqConfig(Base):
     lr: float = 1e-3                 # peak learning rate; cosine decay to 0 over the steps
     free_steps: int = 0              # free run after the training window (samples; 0: none)
 
-    CHOICES = {"task": ("sines", "lorenz"), "mode": ("bias", "full", "readout"), "split": ("test", "val")}
+    CHOICES = {"task": ("sines", "lorenz"), "mode": MODES, "split": ("test", "val")}
 
     def check(self):
         return [(min(self.n_hidden, self.context, self.n_train, self.n_val, self.batch_size) >= 1,
@@ -176,3 +179,29 @@ def train(cfg: SeqConfig, device: str = "auto", progress: bool = True) -> dict:
                        free_lyapunov_times=steps * dt * dynamics.LYAPUNOV)
         arrays.update(free=free, free_true=truth)
     return {"metrics": metrics, "curve": curve, "device": str(dev), "arrays": arrays}
+
+
+SELECTED_BY = ("task", "mode", "n_hidden")  # a learning rate is chosen per task, mode and width
+
+
+def selection(df):
+    """The runs of a selection preset (``bl.collect("recurrent_selection" | "lorenz_selection", ...)``)
+    as a table to show: a row per run in the preset's order, with width, mode, learning rate and
+    validation R² ("not run" if absent); "chosen" marks the winner of each task, mode and width
+    (report.winners, by R² on the validation window), and says so when it sits on an edge of the
+    grid run for it (a better rate may lie beyond it)."""
+    import pandas as pd
+
+    from . import report
+
+    done = df[df["stored"]] if len(df) else df
+    best = report.winners(df, SELECTED_BY, "r2") if len(done) and "r2" in df else {}
+    grids = df.groupby(list(SELECTED_BY))["lr"].apply(list).to_dict() if len(df) else {}
+    rows = []
+    for _, r in df.iterrows():
+        key = tuple(r[k] for k in SELECTED_BY)
+        chosen = bool(r["stored"]) and best.get(key) == r["lr"]
+        mark = ("chosen" + (", on the edge of the grid" if report.on_edge(r["lr"], grids[key]) else "")) if chosen else ""
+        rows.append({"width": r["n_hidden"], "mode": r["mode"], "learning rate": f"{r['lr']:g}",
+                     "validation R²": f"{r['r2']:.4f}" if r["stored"] else "not run", "chosen": mark})
+    return pd.DataFrame(rows, columns=["width", "mode", "learning rate", "validation R²", "chosen"])

@@ -1,0 +1,76 @@
+"""The presets say what the book claims they say, every preset runs at scale "quick", and every
+learning-rate table holds the winners of its committed validation runs."""
+import pytest
+
+from biaslearn import presets as ps
+from biaslearn import report
+from biaslearn.data import PAPER_TASKS
+from biaslearn.experiments import collect
+
+
+def test_feedforward_preset_is_the_papers_experiment():
+    cfgs = ps.feedforward("paper")
+    assert len(cfgs) == 7 * 2 * 5 and {c.dataset for c in cfgs} == set(PAPER_TASKS)
+    for c in cfgs:
+        assert (c.n_hidden, c.epochs, c.init, c.scale, c.out_bias) == (32_000, 20, "uniform", 0.1, False)
+        assert c.split == "test" and c.n_train == 0 and c.lr == ps.LR[c.mode]
+
+
+@pytest.mark.parametrize("name", [p for p in ps.PRESETS if p.endswith("selection")])
+def test_selection_never_uses_the_test_set(name):
+    assert all(c.split == "val" for c in ps.PRESETS[name].configs("paper"))
+
+
+@pytest.mark.parametrize("sel", ps.SELECTIONS, ids=lambda s: s.preset)
+def test_each_learning_rate_table_holds_its_validation_winners(sel):
+    """One test for every table: the stored validation runs of its preset, complete, and their winners."""
+    df = collect(sel.preset, "paper", progress=False)
+    assert df["stored"].all(), f"{(~df['stored']).sum()} runs of {sel.preset} missing from results/"
+    assert report.winners(df, sel.by, sel.metric) == sel.chosen()
+
+
+def test_winners_pick_the_best_stored_run_per_key():
+    import pandas as pd
+    df = pd.DataFrame({"mode": ["a", "a", "b", "b"], "lr": [1e-3, 1e-2, 1e-3, 1e-2], "acc": [0.5, 0.7, 0.9, float("nan")],
+                       "stored": [True, True, True, False]})
+    assert report.winners(df, ("mode",), "acc") == {("a",): 1e-2, ("b",): 1e-3}
+
+
+@pytest.mark.parametrize("name", sorted(ps.PRESETS))
+def test_every_preset_has_a_quick_scale_and_says_what_it_serves(name):
+    p = ps.PRESETS[name]
+    assert p.configs("quick") and p.figure and p.chapter in {"feedforward", "width", "recurrent", "lorenz", "theory"}
+
+
+def test_preset_options_are_checked_before_any_work():
+    with pytest.raises(ValueError, match="takes no option \\['widths'\\]: its options are \\['datasets', 'modes'\\]"):
+        ps.PRESETS["feedforward"].configs("paper", widths=[64])
+    with pytest.raises(ValueError, match="scale 'huge': use one of"):
+        ps.PRESETS["feedforward"].configs("huge")
+
+
+def test_width_sweep_reuses_figure_1_and_caps_full_training():
+    cfgs = ps.width("paper")
+    assert {c for c in cfgs if c.experiment == "feedforward"} == set(ps.feedforward("paper", range(3), ("mnist", "fashion_mnist")))
+    for r, cap in ps.MAX_WIDTH.items():
+        assert max(c.n_hidden for c in cfgs if ps.regime(c) == r) == cap
+    assert max(c.n_hidden for c in cfgs if ps.regime(c) == "bias") == max(ps.WIDTHS["paper"])
+    assert {c.mode for c in cfgs if c.n_hidden < 10} == {"full"}  # SMALL_FULL: for the matched widths
+    assert all(c.cache_dtype == ("bfloat16" if c.n_hidden > 32_000 else "float32") for c in cfgs)
+    assert all(c.epochs == 20 and c.split == "test" for c in cfgs)
+    gauss = [c for c in cfgs if c.init == "gaussian"]
+    assert gauss and all(c.mode == "bias" and c.scale == 1.0 for c in gauss)
+    mask = ps.width_mask("paper")
+    assert {(c.mode, c.rerun) for c in mask} == {("bias", 0), ("mask", 0), ("bias", 1)}
+    assert {c for c in mask if c.mode == "bias" and c.rerun == 0} <= set(cfgs)
+
+
+def test_collect_computes_missing_runs_then_loads_them(tmp_path):
+    df = collect("theory_rnn", "quick", seeds=[0], results_dir=tmp_path, progress=False)
+    assert not df["stored"].any() and "compute is off" in report.missing(df)
+    df = collect("theory_rnn", "quick", seeds=[0], results_dir=tmp_path, compute=True, progress=False)
+    assert df["stored"].all() and report.missing(df) == f"All {len(df)} runs are in results/."
+    assert list(df["n_hidden"]) == [20, 50, 20, 50] and (df["sup_error"] > 0).all()
+    again = collect("theory_rnn", "quick", seeds=[0], results_dir=tmp_path, progress=False)
+    assert again["sup_error"].tolist() == df["sup_error"].tolist()
+    assert df.attrs["command"] == "python -m biaslearn.experiments theory_rnn --scale quick --seeds 0"
