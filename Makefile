@@ -9,7 +9,7 @@ ifneq ($(wildcard ../shared/data),)
 export BIASLEARN_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: venv book test bench execute reproduce clean check-site pdf
+.PHONY: venv book test bench execute reproduce clean check-site pdf verify
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -36,6 +36,10 @@ execute: venv
 
 test: venv
 	$(PY) -m pytest
+
+# Recompute the cheapest stored run of every experiment (up to 10 min each) and compare its metrics: stale results fail.
+verify: venv
+	$(PY) -m biaslearn.results verify --max-seconds 600
 
 bench: venv
 	$(PY) -m biaslearn.bench --out book/bench.json

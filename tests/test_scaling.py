@@ -1,8 +1,22 @@
 """The width chapter's analysis: matched widths, fitted laws, their bootstrap, unit overlap."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from biaslearn import scaling
+
+
+def test_by_width_takes_the_stored_rows_of_a_collected_table():
+    runs = pd.DataFrame({"n_hidden": [100, 10, 100, 10, 1000], "seed": [0, 0, 1, 1, 0],
+                         "eval_acc": [0.7, 0.5, 0.8, np.nan, np.nan], "wall_seconds": [3.0, 1.0, 4.0, None, None],
+                         "stored": [True, True, True, False, False]})
+    curve = scaling.by_width(runs)
+    assert curve == {10: [0.5], 100: [0.7, 0.8]} and list(curve) == [10, 100]   # ascending, rows in order
+    assert all(type(k) is int and all(type(v) is float for v in vs) for k, vs in curve.items())
+    assert scaling.by_width(runs, "wall_seconds") == {10: [1.0], 100: [3.0, 4.0]}
+    assert scaling.by_width(runs[runs["n_hidden"] == 1000]) == {}                 # not stored: no point
+    nothing = pd.DataFrame({"n_hidden": [10], "stored": [False]})                # no run stored: no metric column
+    assert scaling.by_width(nothing) == {} and scaling.by_width(nothing.iloc[:0]) == {}
 
 
 def test_matched_width_interpolates_in_log_width_and_never_extrapolates():

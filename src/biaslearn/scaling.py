@@ -1,6 +1,6 @@
 """The width chapter's analysis: how wide must a bias-only network be to match full training?
 
-    by_width(pairs)                {width: [metric of each stored run]}
+    by_width(runs, metric)         {width: [metric of each stored run]} from a collected table
     interpolate(curve, n)          the mean curve at width n
     matched_width(curve, target)   the width at which a mean accuracy curve first reaches target
     matched_widths(bias, full)     for each width n of full training: the bias-only width with
@@ -19,12 +19,18 @@ import math
 import numpy as np
 
 
-def by_width(pairs, metric: str = "eval_acc") -> dict[int, list[float]]:
-    """{width: [metric of every stored run at that width]} from [(config, result or None)]."""
+def by_width(runs, metric: str = "eval_acc") -> dict[int, list[float]]:
+    """{width: [metric of every stored run at that width]} from a table of runs (``experiments.collect``,
+    or a slice of it): the rows with "stored" true (every row if there is no such column), grouped by
+    "n_hidden" in ascending order, the runs of a width in the table's order. A row without a value of
+    ``metric`` (NaN) is skipped; a table without the column gives {}."""
+    done = runs[runs["stored"].astype(bool)] if "stored" in runs.columns else runs
+    if metric not in done.columns:
+        return {}
     out: dict[int, list[float]] = {}
-    for c, r in pairs:
-        if r is not None:
-            out.setdefault(c.n_hidden, []).append(r["metrics"][metric])
+    for n, v in zip(done["n_hidden"], done[metric]):
+        if v is not None and not (isinstance(v, float) and math.isnan(v)):
+            out.setdefault(int(n), []).append(float(v))
     return dict(sorted(out.items()))
 
 

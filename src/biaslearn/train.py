@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data, nets
+from . import data, nets, runtime
 from .config import Base
 
 
@@ -61,7 +61,7 @@ def split(cfg: Config):
     imgs = data.load(cfg.dataset)
     x = torch.from_numpy(imgs.x_train.reshape(len(imgs.x_train), -1).astype(np.float32) / 255)
     y = torch.from_numpy(imgs.y_train)
-    order = torch.randperm(len(x), generator=nets.generator(cfg.seed, "split"))
+    order = torch.randperm(len(x), generator=runtime.generator(cfg.seed, "split"))
     if cfg.split == "val":  # the held-out part of the training data; the test set is not touched
         if cfg.val_size >= len(x):
             raise ValueError(f"val_size={cfg.val_size} leaves no training data ({len(x)} examples)")
@@ -176,7 +176,7 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
     setup_seconds = time.perf_counter() - t0
     params = list(model.parameters())
     opt = optimizer(params, cfg.optimizer, cfg.lr, dev)
-    order_gen = nets.generator(cfg.seed, f"order/rerun{cfg.rerun}" if cfg.rerun else "order")
+    order_gen = runtime.generator(cfg.seed, f"order/rerun{cfg.rerun}" if cfg.rerun else "order")
     curve = {"epoch": [], "train_loss": [], "eval_acc": [], "eval_loss": [], "seconds": []}
 
     def evaluate():
