@@ -74,3 +74,44 @@ def test_collect_computes_missing_runs_then_loads_them(tmp_path):
     again = collect("theory_rnn", "quick", seeds=[0], results_dir=tmp_path, progress=False)
     assert again["sup_error"].tolist() == df["sup_error"].tolist()
     assert df.attrs["command"] == "python -m biaslearn.experiments theory_rnn --scale quick --seeds 0"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["width", "--widths", "-5"], "widths [-5] not allowed; use some of [2, 3, 4"),
+    (["width", "--widths", "100", "--scale", "quick"], "widths [100] not allowed; use some of [16, 64, 256]"),
+    (["feedforward", "--widths", "64"], "takes no option ['widths']"),
+    (["feedforward", "--modes", "biass"], "modes ['biass'] not allowed; use some of ['bias', 'full']"),
+    (["feedforward", "--seeds"], "--seeds: expected at least one argument"),
+    (["feedforward", "--seeds", "-1"], "seeds [-1]: give one or more non-negative integers"),
+    (["width", "--datasets", "synthetic", "--modes", "readout", "--widths", "2"], "selects no run"),
+    (["nosuch"], "invalid choice: 'nosuch'"),
+])
+def test_the_command_line_refuses_bad_input_before_any_work(argv, message, capsys):
+    from biaslearn import experiments
+    with pytest.raises(SystemExit) as e:
+        experiments.main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ns, message", [
+    ({"seeds": "0"}, "parameter seeds='0': give a non-empty list"),
+    ({"seeds": []}, "parameter seeds=[]"),
+    ({"scale": "huge"}, "parameter scale='huge': use one of ['paper', 'quick']"),
+    ({"seed": 5}, "unknown parameter(s) ['seed']: this chapter takes"),
+    ({"compute": "yes"}, "parameter compute='yes'"),
+    ({"results_dir": "/no/such/folder"}, "no such folder"),
+])
+def test_chapter_parameters_are_checked_with_the_allowed_values(ns, message):
+    namespace = {"seeds": [0], "scale": "paper", "compute": False, "results_dir": None, **ns}
+    with pytest.raises(ValueError) as e:
+        report.check_parameters(namespace)
+    assert message in str(e.value)
+
+
+def test_a_bare_int_seed_is_one_seed_and_the_results_folder_is_made_when_computing(tmp_path):
+    namespace = {"seeds": 7, "scale": "quick", "compute": True, "results_dir": str(tmp_path / "new"), "datasets": None}
+    report.check_parameters(namespace, extra=["datasets"])
+    assert namespace["seeds"] == [7] and (tmp_path / "new").is_dir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="cannot write results into"):
+        report.check_parameters(dict(namespace, results_dir=str(tmp_path / "file" / "sub")), extra=["datasets"])

@@ -127,7 +127,7 @@ def command(preset: str, scale: str = "paper", seeds=None, **options) -> str:
 def main(argv=None):
     from tqdm.auto import tqdm
 
-    ap = argparse.ArgumentParser(description="Run (or resume) the runs of a preset.")
+    ap = argparse.ArgumentParser(prog="python -m biaslearn.experiments", description="Run (or resume) the runs of a preset.")
     ap.add_argument("preset", choices=sorted(PRESETS))
     ap.add_argument("--scale", default="paper", choices=SCALE_NAMES)
     ap.add_argument("--seeds", type=int, nargs="+", default=None)

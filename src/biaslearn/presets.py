@@ -311,14 +311,40 @@ class Preset:
     options: tuple = ()   # keyword arguments of make besides scale and seeds: data sets, modes, widths
 
     def configs(self, scale: str = "paper", seeds=None, **options) -> list:
-        """The configs of this preset at ``scale`` (its default seeds unless given)."""
+        """The configs of this preset at ``scale`` (its default seeds unless given); every option value
+        is checked against what the preset allows, and a selection that runs nothing is an error."""
         if scale not in SCALE_NAMES:
             raise ValueError(f"scale {scale!r}: use one of {SCALE_NAMES}")
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             raise ValueError(f"preset {self.name!r} takes no option {unknown}: its options are {list(self.options)}")
-        kw = {k: v for k, v in options.items() if v is not None}
-        return self.make(scale, **kw) if seeds is None else self.make(scale, seeds=list(seeds), **kw)
+        if seeds is not None and (not len(seeds) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                             for s in seeds)):
+            raise ValueError(f"seeds {seeds!r}: give one or more non-negative integers")
+        kw = {k: list(v) for k, v in options.items() if v is not None}
+        for k, values in kw.items():
+            ok = _allowed(self.name, k, scale)
+            bad = [v for v in values if v not in ok]
+            if bad or not values:
+                raise ValueError(f"preset {self.name!r}: {k} {bad or values} not allowed; use some of {list(ok)}")
+        out = self.make(scale, **kw) if seeds is None else self.make(scale, seeds=list(seeds), **kw)
+        if not out:
+            raise ValueError(f"preset {self.name!r} at scale {scale!r} with {kw} selects no run")
+        return out
+
+
+def _allowed(preset: str, option: str, scale: str) -> tuple:
+    """The values an option of a preset may take at a scale."""
+    from .data import SOURCES
+
+    if option == "datasets":
+        return (*SOURCES, "synthetic")
+    if option == "modes":
+        return tuple(REGIMES) if preset == "width" else ("bias", "full", "readout") if preset in ("recurrent", "lorenz") \
+            else tuple(LR) if preset == "feedforward" else tuple(LR_GRID)
+    if option == "widths":
+        return tuple(sorted(set(WIDTHS[scale]) | set(SMALL_FULL[scale]))) if preset == "width" else SEQ_WIDTHS[scale]
+    raise ValueError(f"unknown option {option!r}")
 
 
 PRESETS = {p.name: p for p in [

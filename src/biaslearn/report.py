@@ -112,3 +112,53 @@ def hardware(p: dict) -> str:
     if p["device"].startswith("cuda"):
         return p.get("gpu") or p["device"]
     return f'{p.get("cpu") or "unknown"} CPU'
+
+
+PARAMETERS = ("seeds", "scale", "compute", "results_dir")  # every chapter's parameters cell holds these
+_IPYTHON = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def check_parameters(namespace: dict, extra=()) -> None:
+    """Validate a chapter's parameters in place, right after its parameters cell (and papermill's
+    injected one): ``seeds`` a list of non-negative ints (a bare int becomes a one-element list),
+    ``scale`` in presets.SCALE_NAMES, ``compute`` a bool, ``results_dir`` None or a path (created and
+    checked writable when ``compute``), and no parameter the chapter does not know (``extra`` are its
+    own, e.g. "datasets"). One error names what was wrong and what is allowed."""
+    import os
+    import types
+    from pathlib import Path
+
+    from .presets import SCALE_NAMES
+
+    allowed = set(PARAMETERS) | set(extra)
+    unknown = sorted(k for k, v in namespace.items() if not k.startswith("_") and k not in allowed
+                     and k not in _IPYTHON and not isinstance(v, (types.ModuleType, types.FunctionType, type)))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}: this chapter takes {sorted(allowed)}")
+    seeds = namespace["seeds"]
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if (not isinstance(seeds, (list, tuple)) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise ValueError(f"parameter seeds={namespace['seeds']!r}: give a non-empty list of non-negative ints, e.g. [0, 1]")
+    namespace["seeds"] = list(seeds)
+    if namespace["scale"] not in SCALE_NAMES:
+        raise ValueError(f"parameter scale={namespace['scale']!r}: use one of {list(SCALE_NAMES)}")
+    if not isinstance(namespace["compute"], bool):
+        raise ValueError(f"parameter compute={namespace['compute']!r}: use true or false")
+    root = namespace["results_dir"]
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ValueError(f"parameter results_dir={root!r}: give a folder path, or None for the repository's results/")
+    if namespace["compute"]:
+        from .results import results_dir
+        folder = results_dir(root)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise ValueError(f"parameter results_dir: cannot write results into {folder} ({e.strerror or e}); "
+                             "give a writable folder") from None
+    elif root is not None and not Path(root).is_dir():
+        raise ValueError(f"parameter results_dir={root!r}: no such folder (with compute false nothing would be read)")
