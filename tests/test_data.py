@@ -1,8 +1,16 @@
 """The data layer on small files the tests make; the real sets where this machine has them."""
 import gzip
 import hashlib
+import http.server
 import io
+import os
 import re
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
 import urllib.request
 
 import numpy as np
@@ -104,6 +112,8 @@ class _FakeResponse(io.BytesIO):
             raise ConnectionResetError("connection lost")
         return super().read(min(n, 7) if n > 0 else n)
 
+    read1 = read  # download reads with read1 (one recv at a time), as on a real HTTPResponse
+
     def __exit__(self, *a):
         self.close()
 
@@ -144,6 +154,177 @@ def test_corrupt_download_is_not_kept(isolated_data, monkeypatch, tmp_path):
     with pytest.raises(data.DataError, match="does not match its checksum"):
         data.download("fakeset", root=root, progress=False)
     assert list((root / "fakeset").iterdir()) == []
+
+
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """Serves the server's ``payload`` one byte every ``interval`` seconds (a stalling mirror)."""
+
+    def do_GET(self):
+        srv = self.server
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(srv.payload)))
+        self.end_headers()
+        try:
+            if not srv.interval:
+                self.wfile.write(srv.payload)
+                return
+            for i in range(len(srv.payload)):
+                if srv.stop.wait(srv.interval):
+                    return
+                self.wfile.write(srv.payload[i:i + 1])
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up: what the tests want
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def local_server():
+    """start(payload, interval) -> base URL of a local HTTP server that serves ``payload`` for any path."""
+    servers = []
+
+    def start(payload, interval=0.0):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+        srv.payload, srv.interval, srv.stop = payload, interval, threading.Event()
+        threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}/"
+    yield start
+    for srv in servers:
+        srv.stop.set()
+        srv.shutdown()
+        srv.server_close()
+
+
+def _register_urls(monkeypatch, name, base, hash_):
+    files = {role: data.File(fname, base + fname, hash_) for role, fname in data.IDX.items()}
+    _register(monkeypatch, name, None, None, files=files)
+
+
+def test_trickling_download_is_abandoned_at_the_deadline(isolated_data, monkeypatch, tmp_path, local_server):
+    payload = b"x" * 40
+    base = local_server(payload, interval=0.1)  # 4 s in all, and never 0.1 s without a byte
+    _register_urls(monkeypatch, "fakeset", base, "md5:" + hashlib.md5(payload).hexdigest())
+    root = tmp_path / "cache" / "biaslearn"
+    start = time.monotonic()
+    with pytest.raises(data.DataError) as e:
+        data.download("fakeset", root=root, progress=False, deadline=0.5)
+    assert time.monotonic() - start < 2.5
+    msg = str(e.value)
+    assert base + "train-images-idx3-ubyte.gz" in msg and "deadline of 0.5 s" in msg and "nothing was kept" in msg
+    assert re.search(r", [1-9]\d? bytes received", msg), msg
+    assert list((root / "fakeset").iterdir()) == []
+
+
+def test_download_over_http_within_the_deadline(isolated_data, monkeypatch, tmp_path, local_server):
+    labels = gzip.compress(idx_bytes(np.array([1, 2])))
+    _register_urls(monkeypatch, "fakeset", local_server(labels), "md5:" + hashlib.md5(labels).hexdigest())
+    handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
+    folder = data.download("fakeset", root=tmp_path / "cache" / "biaslearn", progress=False, deadline=10)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(data.IDX.values())
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)] == handlers  # put back
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o027, 0o640)], ids=["022", "027"])
+def test_downloaded_files_get_the_umasks_permissions(umask, mode, isolated_data, monkeypatch, tmp_path,
+                                                     local_server):
+    labels = gzip.compress(idx_bytes(np.array([1, 2])))
+    _register_urls(monkeypatch, "fakeset", local_server(labels), "md5:" + hashlib.md5(labels).hexdigest())
+    old = os.umask(umask)
+    try:
+        folder = data.download("fakeset", root=tmp_path / "cache" / "biaslearn", progress=False)
+    finally:
+        os.umask(old)
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in folder.iterdir()} == \
+        {f: oct(mode) for f in data.IDX.values()}
+
+
+CHILD = """
+import signal, sys
+from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if our parent ignores it
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+from biaslearn import data
+base, root = sys.argv[1:]
+data.SOURCES["fakeset"] = data.Source("FAKESET", "idx", {
+    role: data.File(f, base + f, "md5:" + "0" * 32) for role, f in data.IDX.items()}, "x", "x")
+data.download("fakeset", root=Path(root), progress=False)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_killed_download_removes_its_part_file(sig, tmp_path, local_server):
+    base = local_server(b"x" * 10_000, interval=0.05)
+    root = tmp_path / "cache" / "biaslearn"
+    folder = root / "fakeset"
+    env = {**os.environ, "BIASLEARN_DATA": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, base, str(root)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        give_up = time.monotonic() + 30
+        while not (folder.is_dir() and any(folder.iterdir())):  # its .part file is there
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < give_up, "the child never started downloading"
+            time.sleep(0.05)
+        time.sleep(0.3)  # and bytes are arriving
+        child.send_signal(sig)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -sig, err.decode()  # the signal still ends the process, as before
+    assert list(folder.iterdir()) == []
+
+
+def test_list_tells_missing_from_corrupt(isolated_data, fake_idx_set, monkeypatch, capsys):
+    make, _ = fake_idx_set
+    good = make("data/goodset")
+    hashes = {r: _md5(good / f) for r, f in data.IDX.items()}
+    _register(monkeypatch, "goodset", good, hashes)
+    bad = make("data/badset")
+    found = _md5(bad / "t10k-images-idx3-ubyte.gz")
+    _register(monkeypatch, "badset", bad, {**hashes, "x_test": "md5:" + "0" * 32})
+    data.main(["list"])
+    out = capsys.readouterr().out
+    state = {line.split()[0]: line.split()[1] for line in out.splitlines() if not line.startswith(" ")}
+    assert state["goodset"] == "here" and state["badset"] == "corrupt" and state["mnist"] == "missing"
+    detail = [line for line in out.splitlines() if "t10k-images-idx3-ubyte.gz" in line]
+    assert len(detail) == 1 and str(bad / "t10k-images-idx3-ubyte.gz") in detail[0]
+    assert "expected md5:" + "0" * 32 in detail[0] and "found " + found in detail[0]
+
+
+def test_corrupt_copy_error_names_the_checksum_found(isolated_data, fake_idx_set, monkeypatch):
+    make, _ = fake_idx_set
+    folder = make("data/fakeset")
+    hashes = {r: _md5(folder / f) for r, f in data.IDX.items()}
+    found, hashes["y_test"] = hashes["y_test"], "md5:" + "0" * 32
+    _register(monkeypatch, "fakeset", folder, hashes)
+    with pytest.raises(data.DataError, match=f"found {found}"):
+        data.locate("fakeset", "y_test")
+
+
+def test_synthetic_is_generated_not_downloaded(isolated_data, monkeypatch):
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("no network"))
+    with pytest.raises(data.DataError, match="never downloaded: it is generated"):
+        data.download("synthetic")
+    with pytest.raises(data.DataError) as e:
+        data.main(["download", "mnist", "synthetic"])  # checked before anything is fetched
+    assert "never downloaded" in str(e.value)
+    with pytest.raises(data.DataError) as e:
+        data.download("mnsit")
+    assert "unknown data set 'mnsit'" in str(e.value) and "synthetic" not in str(e.value)
+
+
+def test_cli_download_synthetic_says_plainly(tmp_path):
+    env = {**os.environ, "BIASLEARN_DATA": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-m", "biaslearn.data", "download", "synthetic"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and r.stdout == ""
+    assert "never downloaded" in r.stderr and "unknown" not in r.stderr and "Traceback" not in r.stderr
+    assert all(name in r.stderr for name in data.SOURCES)
+    assert not (tmp_path / "cache").exists()
 
 
 @pytest.mark.parametrize("scale", [1.0, 255.0])

@@ -8,18 +8,25 @@ $BIASLEARN_DATA (several folders separated by ':'), the user's cache folder
 (~/.cache/biaslearn or $XDG_CACHE_HOME/biaslearn) and /usr/share/datasets (Debian's
 dataset packages), each as ``<folder>/<data set>/<file>``. ``download(name)`` fetches
 what is missing into the cache folder, verifying every file's checksum; a file is only
-ever moved into place after it has been verified, so an interrupted or corrupt download
-leaves nothing behind. ``load`` never touches the network.
+ever moved into place after it has been verified, so an interrupted (failed, too slow,
+SIGINT, SIGTERM) or corrupt download leaves nothing behind. ``load`` never touches the
+network.
 
-"synthetic" is a small deterministic stand-in (made from a seed, no files), used by the
-quick runs of the chapters and by the tests.
+"synthetic" is a small deterministic stand-in (made from a seed, no files, never
+downloaded), used by the quick runs of the chapters and by the tests.
+
+    python -m biaslearn.data list                  here / missing / corrupt, per data set
+    python -m biaslearn.data download NAME|all     fetch what is missing (--deadline SECONDS)
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
 import os
-import tempfile
+import secrets
+import signal
+import threading
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,14 +154,16 @@ def _hint(name: str) -> str:
             f"(or put a copy in a folder and set BIASLEARN_DATA to that folder)")
 
 
+def _digest(kind: str, blob: bytes) -> str:
+    """``blob``'s checksum as File.hash spells it ("md5:<hex>", ...), to compare or to show."""
+    if kind == "gitsha1":
+        return kind + ":" + hashlib.sha1(b"blob %d\0" % len(blob) + blob).hexdigest()
+    return kind + ":" + hashlib.new(kind, blob).hexdigest()
+
+
 def _check(path: Path, f: File, blob: bytes) -> bool:
     """True if ``blob`` (the bytes of ``path``) is the published file or the same content."""
-    kind, want = f.hash.split(":")
-    if kind == "gitsha1":
-        got = hashlib.sha1(b"blob %d\0" % len(blob) + blob).hexdigest()
-    else:
-        got = hashlib.new(kind, blob).hexdigest()
-    if got == want:
+    if _digest(f.hash.split(":")[0], blob) == f.hash:
         return True
     if f.content_md5 and path.suffix == ".gz":
         try:
@@ -164,10 +173,10 @@ def _check(path: Path, f: File, blob: bytes) -> bool:
     return False
 
 
-def locate(name: str, role: str) -> tuple[Path, bytes]:
-    """Find and verify one file; its bytes. Raises DataError naming every place searched."""
-    src = _source(name)
-    f = src.files[role]
+def _scan(name: str, role: str) -> tuple[tuple[Path, bytes] | None, list[str], list[tuple[str, str]]]:
+    """The first verified copy (path, bytes) or None, every place tried, and the copies
+    present but failing their checksum, each with the checksum found."""
+    f = _source(name).files[role]
     tried, corrupt = [], []
     for root in search_path():
         path = root / _folder(name) / f.name
@@ -175,17 +184,54 @@ def locate(name: str, role: str) -> tuple[Path, bytes]:
         if path.is_file():
             blob = path.read_bytes()
             if _check(path, f, blob):
-                return path, blob
-            corrupt.append(str(path))
-    what = (f"is corrupt (checksum mismatch, expected {f.hash}) at: {', '.join(corrupt)}. "
+                return (path, blob), tried, corrupt
+            corrupt.append((str(path), _digest(f.hash.split(":")[0], blob)))
+    return None, tried, corrupt
+
+
+def locate(name: str, role: str) -> tuple[Path, bytes]:
+    """Find and verify one file; its bytes. Raises DataError naming every place searched."""
+    src = _source(name)
+    f = src.files[role]
+    found, tried, corrupt = _scan(name, role)
+    if found:
+        return found
+    where = ", ".join(f"{path} (found {got})" for path, got in corrupt)
+    what = (f"is corrupt (checksum mismatch, expected {f.hash}) at: {where}. "
             f"Delete it and fetch it again. " if corrupt else "was not found. ")
     raise DataError(f"{src.title} ({name}): file {f.name} {what}Searched: {', '.join(tried)}. "
                     + _hint(name))
 
 
+def status(name: str) -> tuple[str, list[str]]:
+    """The set's state, "here", "missing" or "corrupt" (a copy is present but fails its
+    checksum, which "missing" would hide), and a line per corrupt copy: checksums expected
+    and found."""
+    state, lines = "here", []
+    for role, f in _source(name).files.items():
+        found, _, corrupt = _scan(name, role)
+        if not found:
+            state = "corrupt" if corrupt or state == "corrupt" else "missing"
+            lines += [f"{path}: expected {f.hash}, found {got}" for path, got in corrupt]
+    return state, lines
+
+
 def _source(name: str) -> Source:
     if name not in SOURCES:
         raise DataError(f"unknown data set {name!r}: use one of {sorted(SOURCES)} or 'synthetic'")
+    return SOURCES[name]
+
+
+def _downloadable(name: str) -> Source:
+    """The set's Source; a DataError that says plainly why ``name`` cannot be downloaded."""
+    names = ", ".join(SOURCES)
+    if name == "synthetic":
+        raise DataError("'synthetic' is never downloaded: it is generated from a seed when loaded "
+                        f"(load('synthetic'), synthetic()). Data sets to download: {names} "
+                        "(or 'all' for the paper's seven).")
+    if name not in SOURCES:
+        raise DataError(f"unknown data set {name!r}: data sets to download are {names} "
+                        "(or 'all' for the paper's seven).")
     return SOURCES[name]
 
 
@@ -263,55 +309,155 @@ def synthetic(n_train: int = 2000, n_test: int = 500, seed: int = 0) -> Images:
     return Images(*make(n_train), *make(n_test))
 
 
-def download(name: str, root: Path | None = None, progress: bool = True) -> Path:
+DEADLINE = 30 * 60  # seconds one file may take to download, however steadily it trickles
+
+
+def download(name: str, root: Path | None = None, progress: bool = True,
+             deadline: float = DEADLINE, timeout: float = 60) -> Path:
     """Fetch every missing file of ``name`` into ``root`` (default: the cache folder).
 
-    Each file is streamed to a temporary file beside its destination, verified, and only
-    then renamed into place; on any failure the temporary file is removed.
+    Each file is streamed to a ``.part`` file beside its destination, verified, and only
+    then renamed into place; on any failure, on SIGINT or SIGTERM, and when the file takes
+    longer than ``deadline`` seconds (a read may also wait ``timeout`` seconds at most),
+    the ``.part`` file is removed.
     """
-    from tqdm.auto import tqdm
-
-    src = _source(name)
+    src = _downloadable(name)
     folder = (root or cache_dir()) / _folder(name)
     folder.mkdir(parents=True, exist_ok=True)
-    for role, f in src.files.items():
-        try:
-            locate(name, role)
-            continue
-        except DataError:
-            pass
-        dest = folder / f.name
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{f.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(f.url, timeout=60) as r:
-                total = int(r.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=f.name, disable=not progress) as bar:
-                    while chunk := r.read(1 << 20):
-                        out.write(chunk)
-                        bar.update(len(chunk))
-            blob = Path(tmp).read_bytes()
-            if not _check(dest, f, blob):
-                raise DataError(f"{src.title} ({name}): download of {f.name} from {f.url} does not "
-                                f"match its checksum {f.hash}; nothing was kept. Try again later.")
-            os.replace(tmp, dest)
-        except OSError as e:  # network errors (URLError, a reset connection, a timeout) and full disks
-            raise DataError(f"{src.title} ({name}): downloading {f.name} from {f.url} failed ({e}); "
-                            f"nothing was kept. Check the connection and rerun the same command.") from e
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    parts: set[str] = set()  # .part files on disk now, for the signal handlers
+    previous = _remove_on_signal(parts)
+    try:
+        for role, f in src.files.items():
+            if _scan(name, role)[0] is None:
+                _fetch(src, name, f, folder, parts, deadline, timeout, progress)
+    except _Signalled as s:
+        signum = s.args[0]
+    else:
+        signum = None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if signum is not None:  # outside the except clause: the handler's exception has no context
+        _redeliver(signum, previous[signum])
     return folder
 
 
-if __name__ == "__main__":  # python -m biaslearn.data download NAME [NAME ...] | list
+def _fetch(src: Source, name: str, f: File, folder: Path, parts: set[str], deadline: float,
+           timeout: float, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    dest = folder / f.name
+    end = time.monotonic() + deadline
+    tmp = str(folder / f".{f.name}.{secrets.token_hex(4)}.part")
+    parts.add(tmp)  # before it exists: a signal must not find it on disk but unlisted
+    try:
+        # Created like any file (0o666 less the umask), not 0o600 as tempfile.mkstemp would.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as out, \
+                urllib.request.urlopen(f.url, timeout=min(timeout, deadline)) as r:
+            total = int(r.headers.get("Content-Length") or 0) or None
+            read = getattr(r, "read1", r.read)  # read1: whatever one recv brings, so the clock is seen
+            got = 0
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f.name, disable=not progress) as bar:
+                while chunk := read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+                    got += len(chunk)
+                    if time.monotonic() > end:
+                        raise _late(src, name, f, deadline, got)
+        blob = Path(tmp).read_bytes()
+        if not _check(dest, f, blob):
+            raise DataError(f"{src.title} ({name}): download of {f.name} from {f.url} does not "
+                            f"match its checksum {f.hash}; nothing was kept. Try again later.")
+        os.replace(tmp, dest)
+    except OSError as e:  # network errors (URLError, a reset connection, a timeout) and full disks
+        if time.monotonic() > end:  # a read that timed out after the deadline: say deadline
+            raise _late(src, name, f, deadline, None) from e
+        raise DataError(f"{src.title} ({name}): downloading {f.name} from {f.url} failed ({e}); "
+                        f"nothing was kept. Check the connection and rerun the same command.") from e
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        parts.discard(tmp)
+
+
+def _late(src: Source, name: str, f: File, deadline: float, got: int | None) -> DataError:
+    so_far = f", {got} bytes received" if got is not None else ""
+    return DataError(f"{src.title} ({name}): downloading {f.name} from {f.url} was abandoned: not "
+                     f"done within the deadline of {deadline:g} s{so_far}; nothing was kept. Try "
+                     f"again later, or allow longer (python -m biaslearn.data download --deadline SECONDS).")
+
+
+class _Signalled(BaseException):
+    """SIGINT/SIGTERM arrived mid-download: unwinds it (args: the signal number)."""
+
+
+def _remove_on_signal(parts: set[str]) -> dict:
+    """Make SIGINT and SIGTERM delete the ``.part`` files and unwind the download (the
+    default SIGTERM would end the process at once, leaving them); the handlers replaced.
+
+    Only the main thread may set handlers; a signal that is ignored stays ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum, frame):
+        for part in list(parts):
+            try:
+                os.remove(part)
+            except FileNotFoundError:
+                pass
+        raise _Signalled(signum)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old = signal.getsignal(sig)
+        if old not in (signal.SIG_IGN, None):  # None: set outside Python, cannot be restored
+            previous[sig] = old
+            signal.signal(sig, handler)
+    return previous
+
+
+def _redeliver(signum: int, old) -> None:
+    """Act on the signal as the replaced handler would have: KeyboardInterrupt, exit, ..."""
+    if callable(old):
+        old(signum, None)
+    else:  # SIG_DFL (restored by now): end the process by the signal, as it would have
+        signal.raise_signal(signum)
+    raise DataError(f"download interrupted by {signal.Signals(signum).name}; nothing was kept")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The command line (see the module's docstring); DataError for a name it cannot fetch."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m biaslearn.data",
+                                     description="The paper's image data sets: what is here, and downloads.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="each data set: here, missing, or corrupt (with the checksums)")
+    get = sub.add_parser("download", help=f"fetch what is missing into {cache_dir()}")
+    get.add_argument("names", nargs="+", metavar="NAME", help=f"{', '.join(SOURCES)}, or all")
+    get.add_argument("--deadline", type=float, default=DEADLINE, metavar="SECONDS",
+                     help=f"give up on a file after this long (default {DEADLINE:g})")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for n in SOURCES:
+            state, lines = status(n)
+            print(f"{n:16s} {state:8s} {SOURCES[n].title}")
+            for line in lines:
+                print(" " * 4 + line)
+        return
+    names = PAPER_TASKS if args.names == ["all"] else args.names
+    for n in names:  # every name checked before anything is fetched
+        _downloadable(n)
+    for n in names:
+        print(n, "->", download(n, deadline=args.deadline))
+
+
+if __name__ == "__main__":
     import sys
 
-    args = sys.argv[1:]
-    if args[:1] == ["download"] and args[1:]:
-        for n in (PAPER_TASKS if args[1:] == ["all"] else args[1:]):
-            print(n, "->", download(n))
-    elif args[:1] == ["list"]:
-        for n in SOURCES:
-            print(f"{n:16s} {'here' if available(n) else 'missing':8s} {SOURCES[n].title}")
-    else:
-        sys.exit("usage: python -m biaslearn.data download NAME|all  |  python -m biaslearn.data list")
+    try:
+        main()
+    except DataError as e:
+        sys.exit(f"error: {e}")
