@@ -220,11 +220,10 @@ def test_beats(tmp_path):
     assert claims.verdict(claim, tmp_path)["verdict"] == claims.FAILS
 
 
-def typed(root, experiment, acc, **fields):
+def typed(root, folder, acc, **fields):
     """A stored run of a real feed-forward Config (its key and its completed defaults are real)."""
     cfg = Config(**fields)
-    folder = root / experiment
-    folder.mkdir(parents=True, exist_ok=True)
+    (root / folder).mkdir(parents=True, exist_ok=True)
     prov = {"git_commit": "0123456789abcdef", "device": "cpu", "threads": 1, "wall_seconds": 1.0}
     results.path(cfg, root).write_text(json.dumps({"config": results.canonical(cfg), "metrics": {"eval_acc": acc},
                                                    "curve": {}, "provenance": prov}))

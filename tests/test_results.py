@@ -221,3 +221,139 @@ def test_verify_catches_a_changed_weight_scale(monkeypatch):
                         draw(shape, seed, name, init, scale / 2, fan_in))
     rows = results.verify(sample=1, max_seconds=4.0, progress=False, experiments=["recurrent_selection", "theory_rnn"])
     assert [r["status"] for r in rows] == ["differs", "differs"], rows
+
+
+# --- Locks, permissions, the results folder, provenance ---------------------------------------------
+
+def _sweep_process(root, counter, barrier, out):
+    """One of two sweeps computing QUICK into the same folder (module level: run in a spawned process).
+    Its fn appends this process's PID to ``counter`` and trains for 1.5 s."""
+    import time
+
+    results.LOCK_POLL_SECONDS = 0.05
+
+    def fn(cfg):
+        with open(counter, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(1.5)
+        return {"metrics": {"pid": os.getpid()}, "curve": {}, "device": "cpu"}
+
+    barrier.wait()  # both look for the result at once: neither finds it
+    out.put(results.cached(QUICK, fn, root)["metrics"]["pid"])
+
+
+def test_concurrent_sweeps_train_a_run_once(tmp_path, capfd):
+    """Two processes ask for the same missing run at the same moment: one trains it, the other waits
+    (saying so once) and loads what the first stored."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    counter, barrier, out = tmp_path / "trained", ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_sweep_process, args=(tmp_path, counter, barrier, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    pids = sorted(out.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    trained = counter.read_text().split()
+    assert len(trained) == 1, trained
+    assert pids == [int(trained[0])] * 2  # the waiter got the result of the one that trained
+    assert capfd.readouterr().err.count("waiting for") == 1
+    assert not results.path(QUICK, tmp_path).with_suffix(".lock").exists()
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()  # exited and reaped
+    return p.pid
+
+
+@pytest.mark.parametrize("case", ["dead process", "older than the default age", "older than a set age",
+                                  "unreadable"])
+def test_a_stale_lock_is_taken_over(tmp_path, monkeypatch, capsys, case):
+    import socket
+    import time
+
+    now = time.time()
+    pid, started = {"dead process": (_dead_pid(), now), "older than the default age": (os.getpid(), now - 49 * 3600),
+                    "older than a set age": (os.getpid(), now - 2 * 3600), "unreadable": (None, None)}[case]
+    if case == "older than a set age":
+        monkeypatch.setenv("BIASLEARN_LOCK_MAX_AGE_HOURS", "1")
+    lock = results.path(QUICK, tmp_path).with_suffix(".lock")
+    lock.parent.mkdir(parents=True)
+    if pid is None:  # a process died between creating the lock and writing it, 2 minutes ago
+        lock.write_text("")
+        os.utime(lock, (now - 120, now - 120))
+    else:
+        lock.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": started}))
+    calls = []
+    r = results.cached(QUICK, _fake_run(calls), tmp_path)
+    assert len(calls) == 1 and r["metrics"] == {"eval_acc": 0.5}
+    assert "taking over the stale lock" in capsys.readouterr().err
+    assert sorted(p.name for p in lock.parent.iterdir()) == [f"{results.key(QUICK)}.{x}" for x in ("json", "npz")]
+
+
+def test_a_live_lock_is_not_stale():
+    import socket
+    import time
+
+    here, now = socket.gethostname(), time.time()
+    assert results._stale({"pid": os.getpid(), "host": here, "started": now - 3600}) is None
+    assert results._stale({"pid": _dead_pid(), "host": here + "-elsewhere", "started": now}) is None  # can't tell
+    assert results._stale({"unreadable": True, "started": now - 1}) is None  # being written
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664)], ids=["umask 022", "umask 002"])
+def test_result_files_get_the_umasks_permissions(tmp_path, umask, mode):
+    import stat
+
+    old = os.umask(umask)
+    try:
+        results.cached(QUICK, _fake_run([]), tmp_path)
+    finally:
+        os.umask(old)
+    p = results.path(QUICK, tmp_path)
+    for f in (p, p.with_suffix(".npz")):
+        assert stat.S_IMODE(f.stat().st_mode) == mode, f
+
+
+@pytest.mark.parametrize("case", ["under a file", "read-only"])
+def test_an_unwritable_results_folder_fails_before_training(tmp_path, case):
+    import re
+
+    root = tmp_path / "root"
+    if case == "under a file":
+        root.write_text("")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        root.mkdir(mode=0o555)
+    calls = []
+    with pytest.raises(results.ResultError, match=f"results folder {re.escape(str(root / 'feedforward'))}"):
+        results.cached(QUICK, _fake_run(calls), root)
+    assert calls == []
+
+
+def test_provenance_records_versions_threads_and_determinism(tmp_path):
+    prov = results.cached(QUICK, _fake_run([]), tmp_path)["provenance"]
+    assert prov == json.loads(results.path(QUICK, tmp_path).read_text())["provenance"]
+    assert {"git_commit", "git_dirty", "python", "torch", "numpy", "device", "cpu", "gpu", "threads",
+            "wall_seconds", "finished"} <= set(prov)  # the keys stored before
+    assert prov["torch"] == torch.__version__ and prov["device"] == "cpu" and prov["gpu"] is None
+    assert prov["cuda"] == torch.version.cuda
+    assert prov["cudnn"] == (torch.backends.cudnn.version() if torch.version.cuda else None)
+    assert prov["threads"] == torch.get_num_threads()
+    assert prov["deterministic_algorithms"] is torch.are_deterministic_algorithms_enabled()
+    assert prov["cudnn_benchmark"] is torch.backends.cudnn.benchmark
+    assert prov["cudnn_deterministic"] is torch.backends.cudnn.deterministic
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(not before)
+    try:
+        prov = results.cached(dataclasses.replace(QUICK, seed=1), _fake_run([]), tmp_path)["provenance"]
+    finally:
+        torch.use_deterministic_algorithms(before)
+    assert prov["deterministic_algorithms"] is (not before)

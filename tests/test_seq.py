@@ -1,13 +1,16 @@
 """RNN training on time series: the config's checks, what each mode learns, the ridge readout, the
-free run, a learning floor on a tiny problem, the memoised entry point, and the presets."""
+free run, a learning floor on a tiny problem, runs through experiments.run, the presets, and the
+selection table the chapters show. (That the chosen rates are the stored validation winners is
+checked in tests/test_presets.py.)"""
 import dataclasses
-from collections import defaultdict
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from biaslearn import dynamics, nets, seq
+from biaslearn import dynamics, experiments, nets, seq
+from biaslearn import presets as ps
 from biaslearn.seq import SeqConfig
 
 TINY = dict(experiment="t", n_hidden=32, n_train=120, n_val=60, steps=20, batch_size=16)
@@ -22,7 +25,7 @@ TINY = dict(experiment="t", n_hidden=32, n_train=120, n_val=60, steps=20, batch_
     (dict(lr=0.0), ValueError, "lr > 0"),
     (dict(noise=-1.0), ValueError, "noise >= 0"),
     (dict(steps=-1), ValueError, "steps >= 0"),
-    (dict(free_steps=5000), ValueError, "past the validation window"),
+    (dict(free_steps=5000), ValueError, "free_steps <= n_val"),
     (dict(n_hidden=1.5), TypeError, "n_hidden must be int"),
     (dict(seed=True), TypeError, "seed must be int"),
     (dict(task=3), TypeError, "task must be str"),
@@ -114,7 +117,7 @@ def test_full_training_learns_lorenz_above_a_floor():
 
 def test_train_entry_point_on_lorenz_with_free_run(tmp_path, monkeypatch):
     cfg = SeqConfig(task="lorenz", mode="bias", noise=1.0, free_steps=30, **TINY)
-    r = seq.run(cfg, root=tmp_path, progress=False)
+    r = experiments.run(cfg, root=tmp_path, progress=False)
     m, a = r["metrics"], r["arrays"]
     assert {"r2", "r2_x", "r2_y", "r2_z", "r2_clean_x", "r2_persistence", "free_lyapunov_times"} <= set(m)
     assert a["pred"].shape == a["target"].shape == (120, 3) and a["free"].shape == (30, 3)
@@ -125,37 +128,74 @@ def test_train_entry_point_on_lorenz_with_free_run(tmp_path, monkeypatch):
     assert np.allclose(a["free_true"], s["clean"]["val"][:30])
     # stored: a second call loads it without training
     monkeypatch.setattr(seq, "train", lambda *a, **k: pytest.fail("trained again"))
-    assert seq.run(cfg, root=tmp_path)["metrics"] == m
+    assert experiments.run(cfg, root=tmp_path)["metrics"] == m
 
 
 def test_readout_run_scores_the_test_window(tmp_path):
-    r = seq.run(SeqConfig(mode="readout", **TINY), root=tmp_path)
+    r = experiments.run(SeqConfig(mode="readout", **TINY), root=tmp_path, progress=False)
     assert r["metrics"]["ridge_alpha"] in seq.RIDGE_GRID and r["metrics"]["r2"] > 0.9 and r["curve"] == {}
 
 
 def test_presets_are_the_papers_experiments():
-    for c in seq.recurrent("paper", modes=("bias",)) + seq.lorenz("paper", modes=("bias",)):
+    for c in ps.recurrent("paper", modes=("bias",)) + ps.lorenz("paper", modes=("bias",)):
         assert (c.context, c.split, c.mode, c.n_train) == (5, "test", "bias", 2000)
-    assert {(c.n_hidden, c.seed) for c in seq.recurrent("paper", modes=("bias",))} == \
+    assert {(c.n_hidden, c.seed) for c in ps.recurrent("paper", modes=("bias",))} == \
         {(n, s) for n in (256, 512, 1024) for s in range(5)}
-    lz = seq.lorenz("paper")
+    lz = ps.lorenz("paper")
     assert {c.n_hidden for c in lz} == {1024} and {c.noise for c in lz} == {1.0} and len(lz) == 15
     assert all(c.free_steps <= c.n_val + c.context for c in lz)
+    assert [c.mode for c in ps.recurrent("paper", seeds=[0], widths=[256])] == list(seq.MODES)
 
 
 def test_selection_never_scores_the_test_window():
-    for c in seq.recurrent_selection("paper") + seq.lorenz_selection("paper"):
+    for c in ps.recurrent_selection("paper") + ps.lorenz_selection("paper"):
         assert c.split == "val" and c.experiment.endswith("_selection")
 
 
-def test_chosen_learning_rates_are_the_validation_winners():
-    cfgs = seq.recurrent_selection("paper") + seq.lorenz_selection("paper")
-    for c in cfgs:
-        assert seq.run(c, compute=False) is not None, f"selection run missing from results/: {c}"
-    assert seq.winners(cfgs) == seq.LR
-    used = defaultdict(set)
-    for c in seq.recurrent("paper") + seq.lorenz("paper"):
+def test_runs_use_the_rate_chosen_at_their_width():
+    """Every trained run takes SEQ_LR at its task, mode and width, or at the width SELECTED_AT names;
+    and the selection presets run, at each such width, the whole grid of its mode."""
+    grids = {}
+    for c in ps.recurrent_selection("paper") + ps.lorenz_selection("paper"):
+        grids.setdefault((c.task, c.mode, c.n_hidden), set()).add(c.lr)
+    assert grids == {k: set(ps.SEQ_LR_GRID[k[1]]) for k in ps.SEQ_LR}
+    for c in ps.recurrent("paper") + ps.lorenz("paper"):
         if c.mode != "readout":
-            used[(c.task, c.mode, c.n_hidden)].add(c.lr)
-    for (task, mode, n), lrs in used.items():
-        assert lrs == {seq.LR[(task, mode, seq.SELECTED_AT.get((mode, n), n))]}
+            assert c.lr == ps.SEQ_LR[(c.task, c.mode, ps.SELECTED_AT.get((c.mode, c.n_hidden), c.n_hidden))]
+
+
+def _collected(rows):
+    """A table shaped like experiments.collect's: (mode, width, lr, validation R² or None if not stored)."""
+    return pd.DataFrame([{"task": "sines", "mode": m, "n_hidden": n, "lr": lr, "r2": r2, "stored": r2 is not None}
+                         for m, n, lr, r2 in rows])
+
+
+def test_selection_table_marks_each_winner_and_the_edges():
+    df = _collected([("bias", 16, 1e-2, 0.5), ("bias", 16, 3e-2, 0.7), ("bias", 16, 1e-1, 0.6),
+                     ("bias", 32, 1e-2, 0.9), ("bias", 32, 3e-2, 0.8), ("bias", 32, 1e-1, None),
+                     ("full", 16, 1e-3, None), ("full", 16, 3e-3, None)])
+    t = seq.selection(df)
+    assert list(t.columns) == ["width", "mode", "learning rate", "validation R²", "chosen"]
+    assert t["chosen"].tolist() == ["", "chosen", "", "chosen, on the edge of the grid", "", "", "", ""]
+    assert t["validation R²"].tolist() == ["0.5000", "0.7000", "0.6000", "0.9000", "0.8000", "not run",
+                                           "not run", "not run"]
+    assert t["learning rate"].tolist()[:3] == ["0.01", "0.03", "0.1"] and t["width"].tolist()[3] == 32
+
+
+def test_selection_table_with_nothing_stored():
+    df = _collected([("bias", 16, 1e-2, None)]).drop(columns="r2")  # collect has no metric columns then
+    assert seq.selection(df)["validation R²"].tolist() == ["not run"]
+    assert seq.selection(df.iloc[:0]).empty
+
+
+def test_selection_table_of_a_collected_preset(tmp_path):
+    """The quick Lorenz grid, computed through experiments.collect: the winners are report.winners'."""
+    from biaslearn import report
+
+    df = experiments.collect("lorenz_selection", "quick", results_dir=tmp_path, compute=True, progress=False)
+    assert df["stored"].all() and len(df) == len(ps.lorenz_selection("quick"))
+    t = seq.selection(df)
+    best = report.winners(df, seq.SELECTED_BY, "r2")
+    chosen = {(m, int(n), float(lr)) for m, n, lr, mark in zip(t["mode"], t["width"], t["learning rate"], t["chosen"])
+              if mark}
+    assert chosen == {(k[1], k[2], lr) for k, lr in best.items()}

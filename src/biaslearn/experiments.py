@@ -87,22 +87,29 @@ def collect(preset: str, scale: str = "paper", seeds=None, results_dir=None, com
     holds the preset, scale, seeds, the command that computes the missing runs and, per missing run,
     why it was not computed here.
     """
+    import sys
+
     import pandas as pd
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: use one of {sorted(PRESETS)}")
     cfgs = PRESETS[preset].configs(scale, seeds, **options)
     rows, why = [], {}
     todo = [c for c in cfgs if compute and not results.path(c, results_dir).exists()]
-    bar = tqdm(total=len(todo), desc=preset, disable=not (progress and todo))
+    # A terminal gets progress bars; a notebook (papermill, jupyter-execute) one line per computed run.
+    bars = progress and sys.stderr.isatty()
+    bar = tqdm(total=len(todo), desc=preset, disable=not (bars and todo))
     for cfg in cfgs:
         reason = ready(cfg, results_dir) or (None if compute else "compute is off")
-        r = run(cfg, results_dir, compute=compute and reason is None, device=device, progress=progress)
+        r = run(cfg, results_dir, compute=compute and reason is None, device=device, progress=bars)
         if r is None:
             why[results.key(cfg)] = reason or "not computed"
         elif cfg in todo:
             bar.update()
+            if progress and not bars:
+                print(f"computed {results.path(cfg, results_dir).name} ({preset}, seed {getattr(cfg, 'seed', '-')}) "
+                      f"in {r['provenance']['wall_seconds']:.0f} s", file=sys.stderr)
         rows.append(_row(cfg, r, results_dir))
     bar.close()
     df = pd.DataFrame(rows)

@@ -2,17 +2,30 @@
 
     results/<experiment>/<key>.json      key = short hash of the canonical config + SCHEMA
     results/<experiment>/<key>.npz       optional arrays (e.g. learned bias vectors)
+    results/<experiment>/<key>.lock      only while a process computes the run (see below)
 
 The JSON holds ``config``, ``metrics``, ``curve`` and ``provenance`` (git commit, package
-versions, device, wall seconds). Every reader of results/ goes through ``read`` (one file),
-``load`` (one config) or ``stored`` (a folder), which name the file in every error.
-``python -m biaslearn.results verify`` recomputes the cheapest stored runs of every
-experiment and reports each whose metrics moved (see ``verify``). Writes go to a temporary file that is renamed into place,
-so an interrupted run leaves no half-written result. ``cached(config, fn)`` loads an
-existing result, or, if ``compute`` is on, runs ``fn(config)`` and stores what it returns.
+versions, device, CUDA and cuDNN versions, threads, determinism settings, wall seconds). Every
+reader of results/ goes through ``read`` (one file), ``load`` (one config) or ``stored`` (a folder),
+which name the file in every error. ``python -m biaslearn.results verify`` recomputes the cheapest
+stored runs of every experiment and reports each whose metrics moved (see ``verify``).
+
+``cached(config, fn)`` loads an existing result, or, if ``compute`` is on, runs ``fn(config)`` and
+stores what it returns:
+
+* the results folder is created and checked writable before ``fn`` runs, so a folder that cannot
+  be written fails at once, naming it, not after hours of training;
+* the run is locked first: ``<key>.lock`` is created atomically and names the process (PID, host,
+  start time). Concurrent sweeps on one results folder never train a run twice: a process that finds
+  the lock held by a live process waits (saying so once) and then loads what the other one stored.
+  A stale lock (its process gone on this host, or older than ``LOCK_MAX_AGE_HOURS``,
+  $BIASLEARN_LOCK_MAX_AGE_HOURS if set) is taken over;
+* writes go to a temporary file that is renamed into place, so an interrupted run leaves no
+  half-written result; files get the permissions the umask gives (typically 0644).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -20,7 +33,9 @@ import io
 import json
 import os
 import platform
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,9 +45,14 @@ import numpy as np
 SCHEMA = 1  # bump to invalidate every stored result on purpose
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
+LOCK_MAX_AGE_HOURS = 48.0  # a lock older than this is stale even if its process lives (a hung run);
+# $BIASLEARN_LOCK_MAX_AGE_HOURS overrides it
+LOCK_POLL_SECONDS = 5.0  # how often a process waiting for a locked run looks again
+LOCK_WRITE_GRACE = 60.0  # seconds a lock file may stay empty or unreadable (being written) before it is stale
+
 
 class ResultError(RuntimeError):
-    """A stored result cannot be read (the message names the file)."""
+    """A result cannot be read or stored (the message names the file or folder)."""
 
 
 def results_dir(path: str | os.PathLike | None = None) -> Path:
@@ -67,10 +87,26 @@ def path(config, root=None) -> Path:
     return results_dir(root) / config.experiment / f"{key(config)}.json"
 
 
+def _umask() -> int:
+    """The process's umask (read from /proc on Linux; else set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(dest: Path, data: bytes) -> None:
+    """Write ``dest`` through a temporary file renamed into place; the file gets the umask's
+    permissions (mkstemp makes it 0600, readable by its owner only)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -168,17 +204,25 @@ def code_version() -> dict:
 
 
 def provenance(wall_seconds: float, device: str) -> dict:
+    """Where and how a run was computed: code, versions, hardware, threads and the determinism
+    settings (cuDNN's only matter on CUDA, but are recorded everywhere)."""
     import torch
 
+    cuda = torch.version.cuda  # None on CPU-only builds
     return {
         **code_version(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "cuda": cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda and torch.backends.cudnn.is_available() else None,
         "numpy": np.__version__,
         "device": device,
         "cpu": cpu_name(),
         "gpu": torch.cuda.get_device_name(device) if str(device).startswith("cuda") else None,
         "threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
         "wall_seconds": round(wall_seconds, 2),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -189,14 +233,148 @@ def cached(config, fn, root=None, compute: bool = True) -> dict | None:
 
     ``fn(config)`` returns a dict with ``metrics``, ``curve``, ``device`` and optionally
     ``arrays``; its wall time is measured here. Returns None if absent and not computing.
+    The results folder is checked writable before ``fn`` runs, and the run is locked while it
+    runs: another process computing the same config waits and then loads this one's result.
     """
     result = load(config, root)
     if result is not None or not compute:
         return result
-    code, t0 = code_version(), time.perf_counter()
-    out = fn(config)
-    return save(config, out["metrics"], out["curve"], time.perf_counter() - t0, out["device"],
-                out.get("arrays"), root, code)
+    p = path(config, root)
+    _writable(p.parent)
+    with _locked(p.with_suffix(".lock")):
+        result = load(config, root)  # stored while this process waited for the lock
+        if result is not None:
+            return result
+        code, t0 = code_version(), time.perf_counter()
+        out = fn(config)
+        return save(config, out["metrics"], out["curve"], time.perf_counter() - t0, out["device"],
+                    out.get("arrays"), root, code)
+
+
+def _writable(folder: Path) -> None:
+    """Create ``folder`` and check a file can be made in it; a ResultError naming it if not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".writable."):
+            pass
+    except OSError as e:
+        raise ResultError(f"results folder {folder} cannot be created or written ({e}); choose "
+                          f"another one (results_dir, $BIASLEARN_RESULTS) or fix its permissions") from e
+
+
+# --- Run locks: one process computes a run, the others wait for its result -------------------------
+
+def _lock_max_age() -> float:
+    """Seconds after which a lock is stale even if its process lives."""
+    return 3600 * float(os.environ.get("BIASLEARN_LOCK_MAX_AGE_HOURS") or LOCK_MAX_AGE_HOURS)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` (on this host) exists; assumed so where this cannot be asked."""
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would kill it on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, as another user
+        return True
+    return True
+
+
+def _try_lock(lock: Path) -> tuple[int, bytes] | None:
+    """Create ``lock`` atomically, naming this process; its identity (inode, content), or None if
+    it exists already."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+    except FileExistsError:
+        return None
+    now = time.time()
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": now,
+              "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
+    data = json.dumps(holder).encode()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            return os.fstat(f.fileno()).st_ino, data
+    except BaseException:
+        os.remove(lock)
+        raise
+
+
+def _holder(lock: Path) -> tuple[dict, tuple[int, bytes]] | tuple[None, None]:
+    """What ``lock`` says about its holder, and its identity; (None, None) if it is gone. A lock that
+    cannot be parsed (being written, or damaged) gives {"unreadable": True, "started": its mtime}."""
+    try:
+        with open(lock, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+    except FileNotFoundError:
+        return None, None
+    try:
+        info = json.loads(data)
+        info = {"pid": int(info["pid"]), "host": str(info["host"]), "started": float(info["started"]),
+                "started_utc": str(info.get("started_utc", "?"))}
+    except (ValueError, KeyError, TypeError):  # UnicodeDecodeError is a ValueError
+        info = {"unreadable": True, "started": st.st_mtime}
+    return info, (st.st_ino, data)
+
+
+def _stale(info: dict) -> str | None:
+    """Why the lock described by ``info`` is stale, or None if its holder may still be computing."""
+    age = time.time() - info["started"]
+    if info.get("unreadable"):
+        return f"it has been unreadable for {age:.0f} s" if age > LOCK_WRITE_GRACE else None
+    if age > _lock_max_age():
+        return f"it was taken {age / 3600:.1f} h ago, more than {_lock_max_age() / 3600:g} h"
+    if info["host"] == socket.gethostname() and not _alive(info["pid"]):
+        return f"its process {info['pid']} on {info['host']} is gone"
+    return None
+
+
+def _unlock(lock: Path, identity: tuple[int, bytes]) -> None:
+    """Remove ``lock`` if it is still the file of this ``identity`` (inode and content: an inode alone
+    may be reused at once), not a lock another process made since (moved aside first, so the check
+    and the removal cannot race with another process)."""
+    aside = lock.with_name(f"{lock.name}.{os.getpid()}.old")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return
+    try:
+        if (os.stat(aside).st_ino, aside.read_bytes()) != identity:
+            os.link(aside, lock)  # another process's lock: put it back (never over a newer one)
+    except OSError:
+        pass
+    finally:
+        os.remove(aside)
+
+
+@contextlib.contextmanager
+def _locked(lock: Path):
+    """Hold ``lock`` while the body runs: wait while a live process holds it (polling every
+    LOCK_POLL_SECONDS, saying so once), take it over if it is stale, remove it at the end."""
+    told = False
+    while (mine := _try_lock(lock)) is None:
+        info, seen = _holder(lock)
+        if info is None:
+            continue  # released meanwhile: try again at once
+        why = _stale(info)
+        if why:
+            print(f"taking over the stale lock {lock}: {why}", file=sys.stderr, flush=True)
+            _unlock(lock, seen)
+            continue
+        if not told:
+            who = ("a process" if info.get("unreadable") else
+                   f"process {info['pid']} on {info['host']} since {info['started_utc']}")
+            print(f"waiting for {lock.stem} in {lock.parent}: {who} is computing it (if that run is "
+                  f"gone, delete {lock})", file=sys.stderr, flush=True)
+            told = True
+        time.sleep(LOCK_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        _unlock(lock, mine)
 
 
 # --- Stale results: recompute a sample of stored runs and compare -----------------------------------
