@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from biaslearn import theory
+from biaslearn import dynamics, experiments, presets, theory
 
 
 def test_small_network_is_bounded_and_close():
@@ -116,7 +116,7 @@ def test_step_biases_get_no_gradient_and_do_not_move():
 
 
 def test_hopf_is_the_euler_map_and_stays_bounded():
-    z = theory.hopf(300)
+    z = dynamics.hopf(300)
     u, v = z[10]
     r2 = u * u + v * v
     assert np.allclose(z[11], [u + 0.1 * ((1 - r2) * u - 2 * np.pi / 2.5 * v), v + 0.1 * ((1 - r2) * v + 2 * np.pi / 2.5 * u)])
@@ -149,12 +149,28 @@ def test_bad_configs(cls, kwargs, error):
 
 def test_run_dispatches_and_caches(tmp_path):
     cfg = theory.FitConfig(n_hidden=10, steps=5)
-    first = theory.run(cfg, root=tmp_path)
-    assert theory.run(cfg, root=tmp_path, compute=False)["metrics"] == first["metrics"]
-    assert theory.run(theory.RNNConfig(n_hidden=5, steps=1), root=tmp_path, compute=False) is None
+    first = experiments.run(cfg, root=tmp_path)
+    assert experiments.run(cfg, root=tmp_path, compute=False)["metrics"] == first["metrics"]
+    assert experiments.run(theory.RNNConfig(n_hidden=5, steps=1), root=tmp_path, compute=False) is None
 
 
-@pytest.mark.parametrize("preset", ["width", "activation", "tolerance", "recurrent"])
-def test_presets_have_unique_runs(preset):
-    cfgs = getattr(theory, preset)("paper", seeds=[0, 1, 2]) if preset != "tolerance" else theory.tolerance("paper")
+THEORY_PRESETS = ["theory_matching", "theory_gradient", "theory_tolerance", "theory_width", "theory_activation",
+                  "theory_rnn"]
+
+
+@pytest.mark.parametrize("preset", THEORY_PRESETS)
+@pytest.mark.parametrize("seeds", [None, [0, 1, 2]])
+def test_presets_have_unique_runs(preset, seeds):
+    cfgs = presets.PRESETS[preset].configs("paper", seeds)
     assert len(set(cfgs)) == len(cfgs) > 0
+    assert all(type(c) in theory.RUNNERS for c in cfgs)
+
+
+def test_collect_gives_a_row_per_run_with_its_metrics(tmp_path):
+    """The chapter's tables: computed once, then read back with compute off; a failed construction has no error."""
+    df = experiments.collect("theory_tolerance", "quick", results_dir=tmp_path, compute=True, progress=False)
+    assert len(df) == len(presets.theory_tolerance("quick")) and df["stored"].all()
+    assert {"eps", "n_hidden", "success_rate", "median_sup_error", "small_sup_error"} <= set(df.columns)
+    assert df.loc[df["success_rate"] == 0, "median_sup_error"].isna().all()
+    again = experiments.collect("theory_tolerance", "quick", results_dir=tmp_path)
+    assert again["success_rate"].tolist() == df["success_rate"].tolist()

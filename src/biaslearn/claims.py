@@ -97,7 +97,7 @@ def _gap(rule, rs):
             gap = ma - mb
             verdicts.append(HOLDS if gap <= rule["max"] else FAILS)
             used += side["a"] + side["b"]
-            parts.append(f"{g}: {gap * k:+.1f} {unit} (n={na}+{nb}), {verdicts[-1]}".replace(" )", ")"))
+            parts.append(f"{report.title(g)}: {gap * k:+.1f} {unit} (n={na}+{nb}), {verdicts[-1]}".replace(" )", ")"))
     missing = len(rule["groups"]) - len(verdicts)
     if not verdicts:
         have = {}
@@ -202,12 +202,12 @@ def _matched(rule, rs):
         dec = [(n, m) for n, _, m, why in scaling.matched_widths(bias, full)
                if m is not None or (why == scaling.NOT_REACHED and widest >= rule["factor"] * n)]
         if not dec:
-            parts.append(f"{g}: no width decidable")
+            parts.append(f"{report.title(g)}: no width decidable")
             continue
         ok = all(m is None or m > rule["factor"] * n for n, m in dec)
         verdicts.append(HOLDS if ok else FAILS)
         used += rb + rf
-        parts.append(f"{g}: " + ", ".join(f"n={n}: " + (f"{m / n:,.0f}×" if m else "not reached") for n, m in dec)
+        parts.append(f"{report.title(g)}: " + ", ".join(f"n={n}: " + (f"{m / n:,.0f}×" if m else "not reached") for n, m in dec)
                      + f", {verdicts[-1]}")
     if not verdicts:
         return NOT_RUN, "; ".join(parts) or "no group has runs of both sides", used
@@ -227,7 +227,7 @@ def _gain(rule, rs):
         frac = (mid - m[0]) / (m[-1] - m[0])
         verdicts.append(HOLDS if frac > rule["min_fraction"] else FAILS)
         used += sel
-        parts.append(f"{g}: {frac:.0%} of the gain from width {min(curve)} to {max(curve):,} is made by "
+        parts.append(f"{report.title(g)}: {frac:.0%} of the gain from width {min(curve)} to {max(curve):,} is made by "
                      f"{rule['at']:,}, {verdicts[-1]}")
     if not verdicts:
         return NOT_RUN, f"no group has runs on both sides of width {rule['at']:,}", used

@@ -64,6 +64,8 @@ def winners(df, by, metric: str) -> dict:
     """{key: learning rate} of the stored run with the highest ``metric`` per value of the columns
     ``by`` (a key is the tuple of those values), e.g. winners(sel, ("mode",), "eval_acc")."""
     done = df[df["stored"]]
+    if not len(done) or metric not in done:
+        return {}
     best = done.loc[done.groupby(list(by))[metric].idxmax()]
     return {tuple(k) if isinstance(k, tuple) else (k,): lr
             for k, lr in zip(best[list(by)].itertuples(index=False, name=None), best["lr"])}

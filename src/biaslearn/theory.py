@@ -10,6 +10,7 @@ unit with a very negative bias. ``match`` does exactly that (no gradient descent
 Four kinds of run, one frozen config each (computed by RUNNERS, memoised by experiments.run):
     TheoryConfig   "theory":            the construction (ReLU, 1-D) and Adam on the biases (the claims ledger's runs)
     MatchConfig    "theory_activation": the construction with another activation sigma and silencing bias
+                   ("theory_tolerance": the ReLU construction at other tolerances eps)
     FitConfig      "theory_width":      regression of a 1-D or 2-D target, biases / everything / readout trained
     RNNConfig      "theory_rnn":        a bias-only RNN (and learned initial state) fitted to a finite trajectory
 """
