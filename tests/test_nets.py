@@ -196,3 +196,101 @@ def test_fused_adam_takes_the_same_steps_as_plain_adam():
     for p0, p, q in zip(start.parameters(), *trained):
         assert (p - p0).abs().max() > 1e-3  # the weights moved
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_bias_step_refuses_tensors_on_different_devices():
+    """bias_step says which tensor is where instead of failing inside index_select on a GPU (or, on some
+    devices, not failing): here the cache on 'meta' and the row indices left on the CPU."""
+    model = nets.RandomMLP(30, 200, 10, "bias", seed=2)
+    y, rows = torch.randint(0, 10, (8,)), torch.arange(8)
+    with pytest.raises(ValueError, match="the cache is on meta, the rows on cpu"):
+        train.bias_step(torch.empty(90, 200, device="meta"), rows, y, model.b.to("meta"), model.W_out.to("meta"))
+    with pytest.raises(ValueError, match="the labels on cpu, b on meta"):
+        train.bias_step(torch.empty(90, 200), rows, y, model.b.to("meta"), model.W_out)
+
+
+@pytest.mark.parametrize("dev,batch,expected", [("cpu", 256, 32), ("cpu", 7, 32), ("cuda", 256, 256),
+                                                ("cuda:1", 100, 100), ("meta", 64, 64)])
+def test_slices_of_the_fast_step_are_small_on_a_cpu_and_whole_batches_on_an_accelerator(dev, batch, expected):
+    assert runtime.slice_rows(dev, batch) == runtime.slice_rows(torch.device(dev), batch) == expected
+    assert runtime.CPU_SLICE_ROWS == 32  # the slices the stored CPU runs were computed with
+
+
+def test_cache_placement_keeps_headroom():
+    GiB = 2**30
+    # the paper's width: 70,000 rows x 32,000 float32 units = 8.3 GiB, plus 1 GiB + 10% to spare
+    need = 70_000 * 32_000 * 4
+    assert runtime.cache_placement(need, 80 * GiB) == "device"
+    assert runtime.cache_placement(need, 10 * GiB) == "host"
+    assert runtime.cache_placement(need, int(need * 1.1) + GiB) == "device"  # just enough
+    assert runtime.cache_placement(need, int(need * 1.1) + GiB - 1) == "host"
+    assert runtime.cache_placement(0, GiB) == "device" and runtime.cache_placement(0, GiB - 1) == "host"
+    assert runtime.cache_placement(100, 200, headroom=0, fraction=0) == "device"
+    assert runtime.cache_placement(100, 99, headroom=0, fraction=0) == "host"
+
+
+def test_cache_devices_only_ask_cuda_for_its_free_memory(monkeypatch):
+    """Off CUDA there is nothing to ask: the caches stay on the device (the CPU path never moves)."""
+    cpu = torch.device("cpu")
+    assert runtime.free_bytes(cpu) is None and runtime.free_bytes("meta") is None
+    assert train.cache_devices(60_000, 10_000, 32_000, torch.float32, cpu) == (cpu, cpu)
+    monkeypatch.setattr(runtime, "free_bytes", lambda dev: 3 * 2**30)  # a small GPU: 3 GiB free
+    gpu, host = torch.device("cuda"), torch.device("cpu")
+    assert train.cache_devices(1000, 500, 256, torch.float32, gpu) == (gpu, gpu)
+    with pytest.warns(RuntimeWarning, match=r"\(8.3 GiB\) does not fit in the free memory of cuda \(3.0 GiB\)"):
+        assert train.cache_devices(60_000, 10_000, 32_000, torch.float32, gpu) == (host, host)
+    with pytest.warns(RuntimeWarning, match="evaluation set's"):  # bfloat16: the training part alone fits
+        assert train.cache_devices(30_000, 10_000, 32_000, torch.bfloat16, gpu) == (gpu, host)
+
+
+def test_batch_rows_from_a_host_cache_are_the_rows_of_the_cache():
+    """A cache in host memory: the batch's rows are gathered into a reused buffer and moved to the device
+    (here 'meta', which holds no numbers: the gathered buffer is checked instead); a cache already on the
+    device is returned as it is, with its indices."""
+    P, rows, work = torch.rand(50, 6), torch.tensor([4, 0, 49, 4, 17]), {}
+    assert train.batch_rows(P, rows, torch.device("cpu"), work) == (P, rows) and not work
+    Pb, idx = train.batch_rows(P, rows, torch.device("meta"), work)
+    assert Pb.device.type == idx.device.type == "meta" and Pb.shape == (5, 6) and idx.shape == (5,)
+    assert torch.equal(work["stage"][:5], P[rows])
+    stage = work["stage"]
+    train.batch_rows(P, rows[:3], torch.device("meta"), work)  # a shorter last batch: the same buffer
+    assert work["stage"] is stage and torch.equal(stage[:3], P[rows[:3]])
+
+
+def test_device_queries_are_no_ops_on_the_cpu():
+    runtime.sync("cpu")
+    assert runtime.peak_bytes("cpu") is None
+    runtime.reset_peak("cpu")
+    t = runtime.clock("cpu")
+    assert runtime.clock(torch.device("cpu")) >= t
+    assert runtime.resolve("cpu") == torch.device("cpu")
+
+
+def test_training_on_the_cpu_uses_the_cpu_slices_and_keeps_the_cache_where_it_is(monkeypatch):
+    """The CPU path is the one the stored results were computed on: slices of 32 rows, the cache in
+    memory, every batch read from it directly."""
+    seen, moved = [], []
+    real_step, real_rows = train.bias_step, train.batch_rows
+
+    def bias_step(*args, **kwargs):
+        seen.append(kwargs["slice_rows"])
+        return real_step(*args, **kwargs)
+
+    def batch_rows(P, rows, dev, work):
+        out = real_rows(P, rows, dev, work)
+        moved.append(out[0] is not P)
+        return out
+    monkeypatch.setattr(train, "bias_step", bias_step)
+    monkeypatch.setattr(train, "batch_rows", batch_rows)
+    cfg = train.Config(dataset="synthetic", n_hidden=64, epochs=1, batch_size=500, n_train=1000)
+    train.train(cfg, "cpu", progress=False)
+    assert seen == [32, 32] and moved == [False, False]
+
+
+def test_training_timings_wait_for_the_device(monkeypatch):
+    """train.train reads its clock through runtime.clock (CUDA synchronised first) on the run's device:
+    around the cache's setup and around each epoch."""
+    calls = []
+    monkeypatch.setattr(runtime, "sync", lambda dev: calls.append(str(dev)))
+    out = train.train(train.Config(dataset="synthetic", n_hidden=64, epochs=2, n_train=500), "cpu", progress=False)
+    assert calls == ["cpu"] * (2 + 2 * 2) and len(out["curve"]["seconds"]) == 2

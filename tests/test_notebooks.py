@@ -58,3 +58,24 @@ def test_a_failing_cell_fails_the_run(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match="ZeroDivisionError"):
         pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"), cwd=str(tmp_path), progress_bar=False,
                             kernel_name="python3")
+
+
+def test_every_chapter_opens_with_the_one_launch_cell():
+    """The Colab cell is written once (book/colab.py, CELL) and stamped into every chapter."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("colab", REPO / "book" / "colab.py")
+    colab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(colab)
+    for nb_path in sorted((REPO / "book").glob("*.ipynb")):
+        first = next(c for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == "code")
+        assert "".join(first["source"]) == colab.CELL, f"{nb_path.name}: run python book/colab.py --stamp"
+        assert "remove-input" in first["metadata"].get("tags", []), nb_path.name
+
+
+@pytest.mark.parametrize("chapter", [c for c in NOTEBOOKS if c != "book/reproducing"])
+def test_chapter_validates_its_parameters_before_any_work(chapter):
+    nb = json.loads((REPO / f"{chapter}.ipynb").read_text())
+    code = [("".join(c["source"]), c["metadata"].get("tags", [])) for c in nb["cells"] if c["cell_type"] == "code"]
+    k = next(i for i, (_, tags) in enumerate(code) if "parameters" in tags)
+    assert "report.check_parameters(globals()" in code[k + 1][0], "the cell after the parameters cell must check them"
+    assert "collect(" not in code[k + 1][0].split("check_parameters")[0]

@@ -7,13 +7,19 @@
 Unless the network is fully trained, the input projection W_in x never changes, so it is
 computed once per data set and weight draw (``project``) and training runs over the cached
 pre-activations. In "bias" mode a hand-written fused step (``bias_step``) streams each
-mini-batch through the cache in slices small enough to stay in the CPU cache; "readout" and
-"mask" use autograd from the cached rows on (``RandomMLP.head``). The test suite checks
-both against the plain autograd network (same loss, same gradients).
+mini-batch through the cache in slices small enough to stay in the CPU cache (whole batches on
+a GPU: runtime.slice_rows); "readout" and "mask" use autograd from the cached rows on
+(``RandomMLP.head``). The test suite checks both against the plain autograd network (same
+loss, same gradients).
+
+On a GPU the cache stays in device memory when it fits (runtime.cache_placement); when it
+does not (the paper's width: 70,000 x 32,000 float32 = 9 GB with the evaluation set), it stays
+in host memory and each mini-batch's rows are gathered there and copied to the GPU
+(``batch_rows``): slower, the same numbers.
 """
 from __future__ import annotations
 
-import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,9 +81,11 @@ def split(cfg: Config):
     return x[order], y[order], x_ev, y_ev
 
 
-def project(x: torch.Tensor, W_in: torch.Tensor, dtype=torch.float32, chunk: int = 2048) -> torch.Tensor:
-    """The cached pre-activations P = x W_in^T, (N, n_hidden), computed in row chunks."""
-    P = torch.empty(len(x), W_in.shape[0], dtype=dtype, device=W_in.device)
+def project(x: torch.Tensor, W_in: torch.Tensor, dtype=torch.float32, chunk: int = 2048,
+            device: torch.device | None = None) -> torch.Tensor:
+    """The cached pre-activations P = x W_in^T, (N, n_hidden), computed in row chunks on W_in's device;
+    P is kept on ``device`` (default: W_in's; the host when the GPU cannot hold it, see ``cache_devices``)."""
+    P = torch.empty(len(x), W_in.shape[0], dtype=dtype, device=W_in.device if device is None else device)
     for i in range(0, len(x), chunk):
         P[i:i + chunk] = (x[i:i + chunk].to(W_in.device) @ W_in.T).to(dtype)
     return P
@@ -93,7 +101,12 @@ def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Ten
     the (batch, n_hidden) activations: each slice of rows goes forward and backward while it
     is in the CPU cache, in a preallocated buffer (``work``, reused across calls):
         d loss / d b_j = (1/B) sum_n [h_nj > 0] sum_k g_nk W_out[k, j],  g = softmax - onehot.
+    ``slice_rows``: runtime.slice_rows(device, batch size) (32 on a CPU, the whole batch on a GPU).
+    Every tensor must be on one device (a host cache: move the batch first, ``batch_rows``).
     """
+    if not P.device == rows.device == y.device == b.device == W_out.device:
+        raise ValueError(f"bias_step: the cache is on {P.device}, the rows on {rows.device}, the labels on "
+                         f"{y.device}, b on {b.device} and W_out on {W_out.device}: put them on one device")
     B, (K, H) = len(rows), W_out.shape
     work = {} if work is None else work
     if work.get("h") is None or work["h"].shape != (slice_rows, H) or work["h"].device != b.device:
@@ -145,7 +158,7 @@ def _active(model: nets.RandomMLP, P: torch.Tensor, chunk: int = 2048) -> torch.
     mode, left on by the mask)."""
     on = torch.zeros(model.b.shape[0], dtype=torch.bool, device=model.b.device)
     for i in range(0, len(P), chunk):
-        on |= ((P[i:i + chunk].float() + model.b) > 0).any(0)
+        on |= ((P[i:i + chunk].to(model.b.device).float() + model.b) > 0).any(0)
     return on & (model.s > 0) if model.mode == "mask" else on
 
 
@@ -155,6 +168,43 @@ def optimizer(params, name: str, lr: float, dev: torch.device) -> torch.optim.Op
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, fused=dev.type in ("cpu", "cuda"))
     return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+
+def cache_devices(n_train: int, n_eval: int, n_hidden: int, dtype: torch.dtype,
+                  dev: torch.device) -> tuple[torch.device, torch.device]:
+    """Where the cached projections of the training and the evaluation set go (``n_hidden`` columns of
+    ``dtype`` each): both on ``dev`` if they fit in its free memory with room to spare
+    (runtime.cache_placement; off CUDA, always), else the evaluation one in host memory and the
+    training one on ``dev`` if it alone fits, else both in host memory. Anything in host memory is warned of."""
+    free = runtime.free_bytes(dev)
+    row = n_hidden * dtype.itemsize
+    if free is None or runtime.cache_placement((n_train + n_eval) * row, free) == "device":
+        return dev, dev
+    host = torch.device("cpu")
+    on_tr = dev if runtime.cache_placement(n_train * row, free) == "device" else host
+    what = (f"the evaluation set's ({n_eval * row / 2**30:.1f} GiB) stays in host memory" if on_tr == dev else
+            f"it stays in host memory and each mini-batch's rows are copied to {dev}")
+    warnings.warn(f"the cached projection ({(n_train + n_eval) * row / 2**30:.1f} GiB) does not fit in the free "
+                  f"memory of {dev} ({free / 2**30:.1f} GiB): {what} (slower, the same numbers)",
+                  RuntimeWarning, stacklevel=2)
+    return on_tr, host
+
+
+def batch_rows(P: torch.Tensor, rows: torch.Tensor, dev: torch.device, work: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch ``rows`` (indices on P's device) of the cache P, as (cache, indices) on ``dev``: P and rows
+    themselves when P is on ``dev``; else the rows gathered on the host into a pinned buffer (``work``, reused)
+    and copied to ``dev``, with indices 0..B-1. Either way cache[indices] holds the same numbers."""
+    if P.device == runtime.resolve(dev):
+        return P, rows
+    stage = work.get("stage")
+    if stage is None or stage.shape[0] < len(rows) or stage.shape[1:] != P.shape[1:] or stage.dtype != P.dtype:
+        pin = dev.type == "cuda" and torch.cuda.is_available()  # page-locked: a faster copy to the GPU
+        stage = work["stage"] = torch.empty(len(rows), *P.shape[1:], dtype=P.dtype, pin_memory=pin)
+        work["index"] = torch.arange(len(rows), device=dev)
+    part = stage[:len(rows)]
+    torch.index_select(P, 0, rows, out=part)
+    # a blocking copy: the buffer is refilled by the next batch, so the copy must be done before that
+    return part.to(dev), work["index"][:len(rows)]
 
 
 def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
@@ -167,13 +217,14 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
                            cfg.scale, cfg.out_bias, cfg.rerun).to(dev)
     y_tr, y_ev = y_tr.to(dev), y_ev.to(dev)
     fast, cached = cfg.mode == "bias", cfg.mode != "full"
-    t0 = time.perf_counter()
+    t0 = runtime.clock(dev)
     if cached:  # the input projection never changes: compute it once
         dtype = getattr(torch, cfg.cache_dtype)
-        X_tr, X_ev = project(x_tr, model.W_in, dtype), project(x_ev, model.W_in, dtype)
+        on_tr, on_ev = cache_devices(len(x_tr), len(x_ev), cfg.n_hidden, dtype, dev)  # a GPU too small: host
+        X_tr, X_ev = project(x_tr, model.W_in, dtype, device=on_tr), project(x_ev, model.W_in, dtype, device=on_ev)
     else:
         X_tr, X_ev = x_tr.to(dev), x_ev.to(dev)
-    setup_seconds = time.perf_counter() - t0
+    setup_seconds = runtime.clock(dev) - t0
     params = list(model.parameters())
     opt = optimizer(params, cfg.optimizer, cfg.lr, dev)
     order_gen = runtime.generator(cfg.seed, f"order/rerun{cfg.rerun}" if cfg.rerun else "order")
@@ -185,21 +236,27 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
             return ((logits.argmax(1) == y_ev).float().mean().item(), F.cross_entropy(logits, y_ev).item(),
                     logits.argmax(1), active)
 
-    n, work = len(X_tr), {}
+    n, work, slice_rows = len(X_tr), {}, runtime.slice_rows(dev, cfg.batch_size)
     for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.dataset} {cfg.mode} n={cfg.n_hidden} seed={cfg.seed}",
                       disable=not progress, leave=False):
-        t = time.perf_counter()
-        perm = torch.randperm(n, generator=order_gen).to(dev)
+        t = runtime.clock(dev)
+        perm = torch.randperm(n, generator=order_gen)
+        perm, perm_X = perm.to(dev), perm.to(X_tr.device)  # indices of the labels, of the cache (host or device)
         total = 0.0
         for i in range(0, n, cfg.batch_size):
             rows = perm[i:i + cfg.batch_size]
             opt.zero_grad(set_to_none=True)
             if fast:
-                loss, grad_b = bias_step(X_tr, rows, y_tr[rows], model.b, model.W_out,
-                                         getattr(model, "c", None), work=work)
+                P, r = batch_rows(X_tr, perm_X[i:i + cfg.batch_size], dev, work)
+                loss, grad_b = bias_step(P, r, y_tr[rows], model.b, model.W_out,
+                                         getattr(model, "c", None), slice_rows=slice_rows, work=work)
                 model.b.grad = grad_b
             else:
-                out = model.head(X_tr[rows].float()) if cached else model(X_tr[rows])
+                if cached:
+                    P, r = batch_rows(X_tr, perm_X[i:i + cfg.batch_size], dev, work)
+                    out = model.head(P[r].float())
+                else:
+                    out = model(X_tr[rows])
                 loss = F.cross_entropy(out, y_tr[rows])
                 loss.backward()
             opt.step()
@@ -209,7 +266,7 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
         curve["train_loss"].append(total / n)
         curve["eval_acc"].append(acc)
         curve["eval_loss"].append(ev_loss)
-        curve["seconds"].append(time.perf_counter() - t)
+        curve["seconds"].append(runtime.clock(dev) - t)
     if not cfg.epochs:  # otherwise the last epoch's evaluation is the final one (nothing changed since)
         acc, ev_loss, pred, active = evaluate()
     metrics = {"eval_acc": acc, "eval_loss": ev_loss, "n_trainable": model.n_trainable(),
