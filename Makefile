@@ -9,7 +9,7 @@ ifneq ($(wildcard ../shared/data),)
 export BIASLEARN_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: venv book test bench execute reproduce clean check-site pdf verify
+.PHONY: venv book test bench execute reproduce rerun clean check-site pdf verify
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -51,6 +51,20 @@ reproduce: venv
 	  $(VENV)/bin/papermill book/$$ch.ipynb _build/reproduce/$$ch-seed$$s.ipynb \
 	    -y "{seeds: [$$s], scale: paper, compute: true}" || exit 1; \
 	done; done
+
+# One chapter for other seeds, computing the runs missing from results/ (scale paper unless SCALE=quick):
+#   make rerun CHAPTER=recurrent SEEDS="7 8"      -> _build/reproduce/recurrent-seeds-7-8.ipynb
+CHAPTER ?=
+SCALE   ?= paper
+empty   :=
+space   := $(empty) $(empty)
+comma   := ,
+rerun: venv
+	@test -n "$(CHAPTER)" -a -f "book/$(CHAPTER).ipynb" || { echo "make rerun: CHAPTER='$(CHAPTER)': use one of $(CHAPTERS)" >&2; exit 2; }
+	mkdir -p _build/reproduce
+	$(VENV)/bin/papermill --no-progress-bar --cwd book book/$(CHAPTER).ipynb \
+	  _build/reproduce/$(CHAPTER)-seeds-$(subst $(space),-,$(strip $(SEEDS))).ipynb \
+	  -y "{seeds: [$(subst $(space),$(comma),$(strip $(SEEDS)))], scale: $(SCALE), compute: true}"
 
 clean:
 	rm -rf _build

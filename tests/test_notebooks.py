@@ -79,3 +79,40 @@ def test_chapter_validates_its_parameters_before_any_work(chapter):
     k = next(i for i, (_, tags) in enumerate(code) if "parameters" in tags)
     assert "report.check_parameters(globals()" in code[k + 1][0], "the cell after the parameters cell must check them"
     assert "collect(" not in code[k + 1][0].split("check_parameters")[0]
+
+
+@pytest.mark.parametrize("params, message", [({"seed": 5}, "unknown parameter(s) ['seed']"),
+                                             ({"seeds": "0"}, "parameter seeds='0'"),
+                                             ({"scale": "huge"}, "parameter scale='huge': use one of")])
+def test_a_bad_parameter_stops_the_chapter_with_what_is_allowed(params, message, tmp_path):
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        pm.execute_notebook(str(REPO / "book/recurrent.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"results_dir": str(tmp_path), **params}, cwd=str(REPO / "book"),
+                            progress_bar=False, kernel_name="python3")
+    assert message in str(e.value)
+
+
+def test_the_readmes_rerun_command_works_as_written(tmp_path):
+    """The README's command, exactly as printed, on a fresh results folder: it computes the chapter's runs
+    for seed 7 and its output notebook shows one progress line per computed run, not hundreds."""
+    import os
+    import re
+    import subprocess
+
+    line = next(l for l in (REPO / "README.md").read_text().splitlines() if l.startswith("make rerun CHAPTER=recurrent"))
+    command = line.split("#")[0].strip()
+    import shutil
+    for folder in ("recurrent", "recurrent_selection"):  # the stored runs, without seed 7
+        shutil.copytree(REPO / "results" / folder, tmp_path / "results" / folder,
+                        ignore=lambda d, names: [n for n in names if "seeds-7" in n])
+    before = len(list((tmp_path / "results" / "recurrent").glob("*.json")))
+    env = dict(os.environ, BIASLEARN_RESULTS=str(tmp_path / "results"))
+    done = subprocess.run(command, shell=True, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = REPO / "_build" / "reproduce" / re.search(r"writes _build/reproduce/(\S+)", line).group(1)
+    nb = json.loads(out.read_text())
+    stderr = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", [])
+                     if o.get("name") == "stderr")
+    computed = len(list((tmp_path / "results" / "recurrent").glob("*.json"))) - before
+    assert computed == 9  # three widths x three ways of training, seed 7
+    assert stderr.count("computed ") == computed and len(stderr.splitlines()) <= computed + 2, stderr[:2000]
