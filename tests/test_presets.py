@@ -115,3 +115,21 @@ def test_a_bare_int_seed_is_one_seed_and_the_results_folder_is_made_when_computi
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="cannot write results into"):
         report.check_parameters(dict(namespace, results_dir=str(tmp_path / "file" / "sub")), extra=["datasets"])
+
+
+def test_a_stored_result_missing_a_metric_is_reported_with_its_file(tmp_path):
+    import json
+    from biaslearn import results
+    df = collect("theory_rnn", "quick", seeds=[0], results_dir=tmp_path, compute=True, progress=False)
+    path = tmp_path / df["file"].iloc[0]
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(stored, metrics={})))
+    with pytest.raises(results.ResultError, match=f"{path}.*lacks the metric"):
+        collect("theory_rnn", "quick", seeds=[0], results_dir=tmp_path, progress=False)
+
+
+def test_every_stored_result_holds_its_types_required_metrics():
+    from biaslearn import experiments, results
+    for r in results.stored():
+        cfg = experiments.config_of(r)
+        assert set(experiments.REQUIRED[type(cfg)]) <= set(r["metrics"]), r["file"]

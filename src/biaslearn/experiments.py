@@ -26,6 +26,11 @@ RUNNERS = {
     **{t: (lambda c, device, progress, root: theory.RUNNERS[type(c)](c)) for t in theory.RUNNERS},
 }
 CONFIG_TYPES = {t.__name__: t for t in RUNNERS}  # the "type" a stored result names -> its class
+# The metrics every stored result of a type must hold (a chapter reads them): a file without one is reported.
+REQUIRED = {train.Config: ("eval_acc", "eval_loss", "n_trainable"), seq.SeqConfig: ("r2", "mse", "n_trainable"),
+            multitask.SwapConfig: ("accuracy", "silenced_fraction"), theory.TheoryConfig: ("small_sup_error",),
+            theory.MatchConfig: ("success_rate", "small_sup_error"), theory.FitConfig: ("sup_error", "mean_error"),
+            theory.RNNConfig: ("sup_error", "rmse")}
 
 
 def config_of(result: dict):
@@ -54,6 +59,13 @@ def run(cfg, root=None, compute: bool = True, device: str = "auto", progress: bo
     if type(cfg) not in RUNNERS:
         raise TypeError(f"no runner for {type(cfg).__name__}: use one of {sorted(CONFIG_TYPES)}")
     return results.cached(cfg, lambda c: RUNNERS[type(c)](c, device, progress, root), root, compute)
+
+
+def _check_metrics(cfg, result, root) -> None:
+    absent = [m for m in REQUIRED.get(type(cfg), ()) if m not in result["metrics"]]
+    if absent:
+        raise results.ResultError(f"result file {results.path(cfg, root)} lacks the metric(s) {absent} "
+                                  f"that every {type(cfg).__name__} run holds; delete it and rerun to recompute it")
 
 
 def _row(cfg, result, root) -> dict:
@@ -103,6 +115,8 @@ def collect(preset: str, scale: str = "paper", seeds=None, results_dir=None, com
     for cfg in cfgs:
         reason = ready(cfg, results_dir) or (None if compute else "compute is off")
         r = run(cfg, results_dir, compute=compute and reason is None, device=device, progress=bars)
+        if r is not None:
+            _check_metrics(cfg, r, results_dir)
         if r is None:
             why[results.key(cfg)] = reason or "not computed"
         elif cfg in todo:
