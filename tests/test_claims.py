@@ -278,3 +278,18 @@ def test_every_ledger_claim_says_when_its_rule_was_fixed_if_it_came_from_a_chapt
         if c["id"] in ("recurrent-reconstructs", "recurrent-beats-persistence", "lorenz-beats-persistence",
                        "width-equal-parameters", "width-gain-below-5000"):
             assert "commit" in c.get("fixed", ""), c["id"]
+
+
+def test_gap_at_each_groups_own_rates(tmp_path, monkeypatch):
+    from biaslearn import presets
+    monkeypatch.setattr(presets, "TUNED_TEST", {("a", "full"): 0.1, ("a", "bias"): 0.2}, raising=False)
+    claim = dict(GAP, rule=dict(GAP["rule"], rates="TUNED_TEST"))
+    for mode, lr, acc in [("full", 0.1, 0.95), ("bias", 0.2, 0.94), ("full", 0.3, 0.99)]:  # the last: another rate
+        store(tmp_path, "ff", f"a-{mode}-{lr}", {"dataset": "a", "mode": mode, "n_hidden": 10, "lr": lr}, {"eval_acc": acc})
+    v = claims.verdict(claim, tmp_path)
+    assert v["verdict"] == claims.HOLDS and "a: +1.0 pp (n=1+1)" in v["measured"], v["measured"]
+    monkeypatch.setattr(presets, "TUNED_TEST", {("a", "full"): 0.3, ("a", "bias"): 0.2})
+    assert claims.verdict(claim, tmp_path)["verdict"] == claims.FAILS  # 0.99 - 0.94 = 5 pp
+    monkeypatch.setattr(presets, "TUNED_TEST", {("a", "full"): 0.3})
+    v = claims.verdict(claim, tmp_path)
+    assert v["verdict"] == claims.NOT_RUN and "at the rates of presets.TUNED_TEST" in v["measured"]

@@ -86,12 +86,22 @@ def _mean(rs, name):
     return (float(np.mean(vals)), len(vals)) if vals else (None, 0)
 
 
+def _rate_ok(rule, run, group, side) -> bool:
+    """With ``rates: NAME`` a run counts only at the learning rate presets.NAME chose for (group, side)."""
+    if "rates" not in rule:
+        return True
+    from . import presets
+
+    rate = getattr(presets, rule["rates"]).get((group, side))
+    return rate is not None and run["config"].get("lr") == rate
+
+
 def _gap(rule, rs):
     k, unit = rule.get("scale", 1), rule.get("unit", "")
     parts, verdicts, used = [], [], []
     for g in rule["groups"]:
-        side = {s: [r for r in rs if r["config"].get(rule["per"]) == g and r["config"].get(rule["field"]) == rule[s]]
-                for s in ("a", "b")}
+        side = {s: [r for r in rs if r["config"].get(rule["per"]) == g and r["config"].get(rule["field"]) == rule[s]
+                    and _rate_ok(rule, r, g, rule[s])] for s in ("a", "b")}
         (ma, na), (mb, nb) = _mean(side["a"], rule["metric"]), _mean(side["b"], rule["metric"])
         if na and nb:
             gap = ma - mb
@@ -105,7 +115,8 @@ def _gap(rule, rs):
             key = (r["config"].get(rule["field"]), r["config"].get(rule["per"]))
             have[key] = have.get(key, 0) + 1
         stored = "; ".join(f"{f} runs of {g} (n={n})" for (f, g), n in sorted(have.items(), key=str))
-        return NOT_RUN, (f"no {rule['per']} has runs of both {rule['a']} and {rule['b']} "
+        at = f" at the rates of presets.{rule['rates']}" if "rates" in rule else ""
+        return NOT_RUN, (f"no {rule['per']} has runs of both {rule['a']} and {rule['b']}{at} "
                          f"(stored: {stored or 'none'})"), used
     tail = f"; {missing} of {len(rule['groups'])} {rule['per']}s not run here" if missing else ""
     return (FAILS if FAILS in verdicts else HOLDS), "gap " + ", ".join(parts) + tail, used
