@@ -116,3 +116,16 @@ def test_the_readmes_rerun_command_works_as_written(tmp_path):
     computed = len(list((tmp_path / "results" / "recurrent").glob("*.json"))) - before
     assert computed == 9  # three widths x three ways of training, seed 7
     assert stderr.count("computed ") == computed and len(stderr.splitlines()) <= computed + 2, stderr[:2000]
+
+
+def test_computing_with_the_data_absent_lists_the_runs_instead_of_crashing(tmp_path, monkeypatch):
+    """compute: true on a machine without MNIST: every cell runs, the missing runs are listed with why."""
+    monkeypatch.setenv("BIASLEARN_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    out = tmp_path / "out.ipynb"
+    pm.execute_notebook(str(REPO / "book/feedforward.ipynb"), str(out), cwd=str(REPO / "book"), progress_bar=False,
+                        kernel_name="python3", parameters={"seeds": [0], "scale": "quick", "compute": True,
+                                                           "results_dir": str(tmp_path / "results"), "datasets": ["mnist"]})
+    text = "".join("".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", []))
+    assert "data set 'mnist' not on this machine (python -m biaslearn.data download mnist)" in text
