@@ -220,6 +220,29 @@ def test_beats(tmp_path):
     assert claims.verdict(claim, tmp_path)["verdict"] == claims.FAILS
 
 
+def test_beats_runs(tmp_path):
+    """The compared runs' mean of each metric against the same metric's mean over the baseline's own runs."""
+    claim = dict(MIN, where={"task": "t"}, rule={"kind": "beats_runs", "metrics": ["r2_x", "r2_y"],
+                                                  "runs": {"mode": "bias", "n_hidden": 1024}, "ref_where": {"mode": "linear"}})
+    for s, (x, y) in enumerate([(0.97, 0.96), (0.95, 0.96)]):
+        store(tmp_path, "lz", f"b{s}", {"task": "t", "mode": "bias", "n_hidden": 1024}, {"r2_x": x, "r2_y": y}, seed=s)
+    store(tmp_path, "lz", "w", {"task": "t", "mode": "bias", "n_hidden": 16}, {"r2_x": 0.1, "r2_y": 0.1})  # another width
+    store(tmp_path, "lz", "o", {"task": "other", "mode": "linear", "n_hidden": 0}, {"r2_x": 0.99, "r2_y": 0.99})  # not where
+    v = claims.verdict(claim, tmp_path)
+    assert v["verdict"] == claims.NOT_RUN and "r2_x in the runs with mode=linear" in v["measured"], v["measured"]
+    store(tmp_path, "lz", "l0", {"task": "t", "mode": "linear", "n_hidden": 0}, {"r2_x": 0.95, "r2_y": 0.95})
+    v = claims.verdict(claim, tmp_path)
+    assert v["verdict"] == claims.HOLDS, v["measured"]
+    assert v["measured"] == "r2_x 0.9600 vs 0.9500, r2_y 0.9600 vs 0.9500 with mode=linear (n=2 vs 1)"
+    assert len(v["runs"]) == 3
+    store(tmp_path, "lz", "l1", {"task": "t", "mode": "linear", "n_hidden": 0}, {"r2_x": 0.95, "r2_y": 0.99}, seed=1)
+    v = claims.verdict(claim, tmp_path)   # baseline r2_y 0.97 > 0.96
+    assert v["verdict"] == claims.FAILS and "r2_y 0.9600 vs 0.9700" in v["measured"], v["measured"]
+    store(tmp_path, "lz", "l1", {"task": "t", "mode": "linear", "n_hidden": 0}, {"r2_x": 0.97, "r2_y": 0.90}, seed=1)
+    v = claims.verdict(claim, tmp_path)   # r2_x ties (0.96 both): a tie is not "beats"
+    assert v["verdict"] == claims.FAILS and "r2_x 0.9600 vs 0.9600, r2_y 0.9600 vs 0.9250" in v["measured"], v["measured"]
+
+
 def typed(root, folder, acc, **fields):
     """A stored run of a real feed-forward Config (its key and its completed defaults are real)."""
     cfg = Config(**fields)
@@ -269,7 +292,7 @@ def test_gain(tmp_path):
 
 def test_every_rule_kind_is_tested_both_ways():
     """Each kind of rule in claims.RULES has a test above that reaches "holds" and "does not hold"."""
-    tested = {"gap", "trend", "min", "within", "below", "beats", "matched", "gain"}
+    tested = {"gap", "trend", "min", "within", "below", "beats", "beats_runs", "matched", "gain"}
     assert set(claims.RULES) == tested, "a new rule kind needs a test of both outcomes here"
 
 

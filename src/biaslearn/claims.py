@@ -189,6 +189,22 @@ def _beats(rule, rs):
     return (HOLDS if ok else FAILS), text, rs
 
 
+def _beats_runs(rule, rs):
+    """Every metric in ``metrics``, mean over the runs matching ``runs``, > its mean over the runs matching
+    ``ref_where`` (a baseline stored as runs of its own, e.g. the linear autoregression)."""
+    sel = [r for r in rs if _selected(r["config"], rule["runs"])]
+    ref = [r for r in rs if _selected(r["config"], rule["ref_where"])]
+    means = {name: (_mean(sel, name), _mean(ref, name)) for name in rule["metrics"]}
+    what = ", ".join(f"{k}={v}" for k, v in rule["ref_where"].items())
+    absent = [f"{name} in the runs with {side}" for name, (a, b) in means.items()
+              for side, (_, n) in (("the compared selection", a), (what, b)) if n == 0]
+    if absent:
+        return NOT_RUN, f"no stored {'; no stored '.join(absent)}", sel + ref
+    ok = all(a > b for (a, _), (b, _) in means.values())
+    text = ", ".join(f"{name} {a:.4f} vs {b:.4f}" for name, ((a, _), (b, _)) in means.items())
+    return (HOLDS if ok else FAILS), text + f" with {what} (n={len(sel)} vs {len(ref)})", sel + ref
+
+
 def _curves(rule, rs, group, side):
     """{width: [metric per run]} of the runs of one group whose config matches ``rule[side]``."""
     sel = [r for r in rs if r["config"].get(rule["per"]) == group
@@ -246,7 +262,7 @@ def _gain(rule, rs):
 
 
 RULES = {"gap": _gap, "trend": _trend, "min": _min, "within": _within, "below": _below, "beats": _beats,
-         "matched": _matched, "gain": _gain}
+         "beats_runs": _beats_runs, "matched": _matched, "gain": _gain}
 
 
 def verdict(claim: dict, root=None) -> dict:
