@@ -101,3 +101,36 @@ def test_series_windows_noise_and_normalisation():
 def test_unknown_task():
     with pytest.raises(ValueError, match="unknown task"):
         d.series("henon", 0, (10, 10, 10))
+
+
+def test_coarse_sines_are_the_same_waves_sampled_every_half_time_unit():
+    """Same phases per seed: the coarse training window is the fine signal at every fifth sample (before
+    normalisation, which each window's task does with its own training statistics)."""
+    fine, coarse = d.series("sines", 2, (600, 10, 10), 5), d.series("sines_coarse", 2, (100, 10, 10), 5)
+    raw_f = fine["train"] * fine["std"] + fine["mean"]
+    raw_c = coarse["train"] * coarse["std"] + coarse["mean"]
+    assert d.SINES_COARSE_DT == 5 * d.SINES_DT
+    assert np.allclose(raw_c[:, 0], raw_f[::5][:len(raw_c), 0], atol=1e-12)
+
+
+def test_coarse_step_puts_persistence_under_half_the_variance():
+    """The reason for the coarse task: lag-1 autocorrelation <= 0.75, so "no change" explains (about
+    2 rho - 1 of the variance) at most half of it; at the paper's step it explains 97%."""
+    assert d.sines_autocorrelation(0.0) == pytest.approx(1.0)
+    assert d.sines_autocorrelation(d.SINES_DT) == pytest.approx(0.9858, abs=1e-4)
+    rho = d.sines_autocorrelation(d.SINES_COARSE_DT)
+    assert rho == pytest.approx(0.6895, abs=1e-4) and 2 * rho - 1 <= 0.5
+    assert d.SINES_COARSE_DT < np.pi / max(d.SINES_OMEGA)          # under the Nyquist limit of the fastest wave
+    for seed in range(5):
+        s = d.series("sines_coarse", seed, (2000, 1000, 2000), 5)
+        for w in ("train", "test"):
+            assert d.lag1(s[w])[0] == pytest.approx(rho, abs=0.01)
+            x = s[w][:, 0]
+            r2 = 1 - ((x[1:] - x[:-1]) ** 2).sum() / ((x[1:] - x[1:].mean()) ** 2).sum()
+            assert r2 == pytest.approx(2 * rho - 1, abs=0.02) and r2 <= 0.5
+
+
+def test_lag1_per_coordinate():
+    t = np.arange(1000.0)
+    x = np.stack([np.cos(0.1 * t), np.cos(0.5 * t)], 1)
+    assert np.allclose(d.lag1(x), np.cos([0.1, 0.5]), atol=1e-2)

@@ -26,6 +26,9 @@ TINY = dict(experiment="t", n_hidden=32, n_train=120, n_val=60, steps=20, batch_
     (dict(noise=-1.0), ValueError, "noise >= 0"),
     (dict(steps=-1), ValueError, "steps >= 0"),
     (dict(free_steps=5000), ValueError, "free_steps <= n_val"),
+    (dict(mode="linear"), ValueError, "n_hidden == 0 for mode 'linear'"),   # the default width: not 0
+    (dict(mode="linear", n_hidden=5), ValueError, "n_hidden == 0"),
+    (dict(mode="readout", n_hidden=0), ValueError, "n_hidden >= 1"),
     (dict(n_hidden=1.5), TypeError, "n_hidden must be int"),
     (dict(seed=True), TypeError, "seed must be int"),
     (dict(task=3), TypeError, "task must be str"),
@@ -142,9 +145,33 @@ def test_presets_are_the_papers_experiments():
     assert {(c.n_hidden, c.seed) for c in ps.recurrent("paper", modes=("bias",))} == \
         {(n, s) for n in (256, 512, 1024) for s in range(5)}
     lz = ps.lorenz("paper")
-    assert {c.n_hidden for c in lz} == {1024} and {c.noise for c in lz} == {1.0} and len(lz) == 15
+    assert {c.n_hidden for c in lz if c.mode != "linear"} == {1024} and {c.noise for c in lz} == {1.0} and len(lz) == 20
     assert all(c.free_steps <= c.n_val + c.context for c in lz)
     assert [c.mode for c in ps.recurrent("paper", seeds=[0], widths=[256])] == list(seq.MODES)
+    # the linear baseline: one run per seed, no width, last (so a table's first row is a network)
+    for cfgs in (ps.recurrent("paper"), lz, ps.recurrent_coarse("paper")):
+        lin = [c for c in cfgs if c.mode == "linear"]
+        assert [c.seed for c in lin] == list(range(5)) and {c.n_hidden for c in lin} == {0} and cfgs[-5:] == lin
+
+
+def test_adding_the_linear_mode_and_coarse_task_kept_every_stored_key():
+    """The paper presets' network runs are all stored under the keys they had (mode "linear" and task
+    "sines_coarse" added no config field), and the coarse task has folders of its own."""
+    from biaslearn import results
+    for cfgs in (ps.recurrent("paper"), ps.lorenz("paper"), ps.recurrent_selection("paper"), ps.lorenz_selection("paper")):
+        assert all(results.path(c).exists() for c in cfgs if c.mode != "linear")
+    assert {c.experiment for c in ps.recurrent_coarse("paper") + ps.recurrent_coarse_selection("paper")} == \
+        {"recurrent_coarse", "recurrent_coarse_selection"}
+    assert {c.task for c in ps.recurrent_coarse_selection("paper")} == {"sines_coarse"}
+
+
+def test_coarse_preset_leaves_out_networks_without_a_chosen_rate(monkeypatch):
+    monkeypatch.setattr(ps, "SEQ_LR", {k: v for k, v in ps.SEQ_LR.items() if k[0] != "sines_coarse"})
+    assert {c.mode for c in ps.recurrent_coarse("paper")} == {"readout", "linear"}
+    monkeypatch.setitem(ps.SEQ_LR, ("sines_coarse", "full", 512), 1e-3)
+    full = [c for c in ps.recurrent_coarse("paper") if c.mode == "full"]
+    assert {c.n_hidden for c in full} == {512, 1024} and {c.lr for c in full} == {1e-3}   # 1024 uses 512's rate
+    assert len(ps.recurrent_coarse("quick")) == len(ps.recurrent("quick"))           # quick: every run
 
 
 def test_selection_never_scores_the_test_window():
@@ -156,12 +183,65 @@ def test_runs_use_the_rate_chosen_at_their_width():
     """Every trained run takes SEQ_LR at its task, mode and width, or at the width SELECTED_AT names;
     and the selection presets run, at each such width, the whole grid of its mode."""
     grids = {}
-    for c in ps.recurrent_selection("paper") + ps.lorenz_selection("paper"):
+    for c in ps.recurrent_selection("paper") + ps.lorenz_selection("paper") + ps.recurrent_coarse_selection("paper"):
         grids.setdefault((c.task, c.mode, c.n_hidden), set()).add(c.lr)
-    assert grids == {k: set(ps.SEQ_LR_GRID[k[1]]) for k in ps.SEQ_LR}
-    for c in ps.recurrent("paper") + ps.lorenz("paper"):
-        if c.mode != "readout":
+    assert {k: g for k, g in grids.items() if k in ps.SEQ_LR} == {k: set(ps.SEQ_LR_GRID[k[1]]) for k in ps.SEQ_LR}
+    assert {k for k in grids if k[0] != "sines_coarse"} <= set(ps.SEQ_LR)   # the coarse grids: chosen once run
+    for c in ps.recurrent("paper") + ps.lorenz("paper") + ps.recurrent_coarse("paper"):
+        if c.mode not in ("readout", "linear"):
             assert c.lr == ps.SEQ_LR[(c.task, c.mode, ps.SELECTED_AT.get((c.mode, c.n_hidden), c.n_hidden))]
+
+
+def test_linear_baseline_recovers_a_linear_rule():
+    """Targets made by a known linear map of the flattened contexts plus an intercept: the ridge fit finds
+    them, and agrees with the same penalty solved independently (least squares on augmented rows)."""
+    X, _, Xv, _ = _data("lorenz")
+    W_true = torch.randn(3, 15, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    c_true = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    Y, Yv = (Z.reshape(len(Z), -1).double() @ W_true.T + c_true for Z in (X, Xv))
+    model = seq.LinearAR(5, 3)
+    alpha = seq.fit_linear(model, X, Y.float(), Xv, Yv.float())
+    assert alpha in seq.RIDGE_GRID and model.n_trainable() == 3 * 15 + 3
+    assert seq.r2(seq.predict(model, Xv).numpy(), Yv.numpy()).min() > 0.9999
+    Z = X.reshape(len(X), -1).double().numpy()
+    Zc, Yc = Z - Z.mean(0), Y.float().double().numpy() - Y.float().double().numpy().mean(0)
+    lam = alpha * (Zc ** 2).sum(0).mean() / len(Z)
+    A = np.vstack([Zc, np.sqrt(len(Z) * lam) * np.eye(15)])
+    W = np.linalg.lstsq(A, np.vstack([Yc, np.zeros((15, 3))]), rcond=None)[0]
+    assert np.allclose(model.W.numpy(), W.T, rtol=1e-3, atol=1e-4)
+
+
+def test_linear_runs_are_scored_like_the_networks(tmp_path):
+    """Mode "linear": the same metrics as a network run (per-coordinate R², clean R², persistence, mse, free
+    run), its own count of trained numbers, and no curve."""
+    cfg = SeqConfig(task="lorenz", mode="linear", noise=1.0, free_steps=30, **dict(TINY, n_hidden=0))
+    net = experiments.run(cfg.replace(mode="readout", n_hidden=32), root=tmp_path, progress=False)
+    r = experiments.run(cfg, root=tmp_path, progress=False)
+    assert set(r["metrics"]) == set(net["metrics"]) and r["curve"] == {}
+    assert r["metrics"]["n_trainable"] == 5 * 3 * 3 + 3 and r["metrics"]["ridge_alpha"] in seq.RIDGE_GRID
+    assert r["metrics"]["r2_persistence"] == net["metrics"]["r2_persistence"]
+    assert r["arrays"]["free"].shape == (30, 3) and set(r["arrays"]) == set(net["arrays"])
+
+
+def test_skill_relative_to_persistence(tmp_path):
+    """skill = 1 - MSE / MSE_persistence: 0 for persistence itself, 1 for a perfect predictor; from stored
+    predictions it equals 1 - (1 - R²) / (1 - R²_persistence) for one coordinate, and per coordinate for Lorenz."""
+    y = np.random.default_rng(0).normal(size=(40, 2))
+    ref = y + 0.3
+    assert seq.skill(ref, y, ref) == 0 and seq.skill(y, y, ref) == 1 and seq.skill(y + 0.6, y, ref) == pytest.approx(-3)
+    for task, noise in (("sines", 0.0), ("sines_coarse", 0.0), ("lorenz", 1.0)):
+        cfg = SeqConfig(task=task, mode="readout", noise=noise, **TINY)
+        r = experiments.run(cfg, root=tmp_path, progress=False)
+        m, pers = r["metrics"], seq.persistence(cfg)
+        assert np.mean(seq.r2(pers, r["arrays"]["target"])) == pytest.approx(m["r2_persistence"], abs=1e-12)
+        sk = seq.skills(r)
+        assert sk["skill"] == pytest.approx(1 - m["mse"] / np.mean((pers - r["arrays"]["target"]) ** 2), rel=1e-5)
+        if task != "lorenz":
+            assert sk["skill"] == pytest.approx(seq.skill_from_r2(m["r2"], m["r2_persistence"]), abs=1e-6)
+        else:
+            per = seq.r2(pers, r["arrays"]["target"])
+            for j, n in enumerate("xyz"):
+                assert sk[f"skill_{n}"] == pytest.approx(seq.skill_from_r2(m[f"r2_{n}"], per[j]), abs=1e-6)
 
 
 def _collected(rows):

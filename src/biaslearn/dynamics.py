@@ -1,6 +1,8 @@
 """The book's dynamical systems: a sum of sines, the Lorenz attractor, the Hopf normal form; windows.
 
     sines(n, dt, phases)           sum of sine waves on the exact grid t = dt * arange(n)
+    sines_autocorrelation(lag)     its autocorrelation at a lag (why "sines_coarse" samples every 0.5)
+    lag1(signal)                   the lag-1 autocorrelation of a sampled signal, per coordinate
     lorenz(n, dt, x0)              the Lorenz system by classical RK4, sampled on t = dt * arange(n)
     hopf(n_steps)                  the Euler map of the Hopf normal form (the theory chapter's trajectory)
     series(task, seed, ...)        the whole signal of one run, deterministic in (task, seed)
@@ -26,6 +28,12 @@ from .runtime import generator
 SINES_OMEGA = (1.0, 2.3, 3.7)   # angular frequencies (rad per time unit)
 SINES_AMP = (1.0, 0.6, 0.3)     # amplitudes (signal units)
 SINES_DT = 0.1                   # sampling step (time units)
+# The same sines sampled coarsely (task "sines_coarse", added 2026-12-01, issue 14): at dt = 0.1 the lag-1
+# autocorrelation is 0.986, so predicting "no change" already explains 97% of the variance. At dt = 0.5 it is
+# 0.69 (sines_autocorrelation), so "no change" explains 2 rho - 1 = 38%: the step was chosen as the round value
+# that puts rho below 0.75 (persistence R² below 0.5) with a margin, and below the Nyquist limit of the fastest
+# wave (pi / 3.7 = 0.85: 3.4 samples per period).
+SINES_COARSE_DT = 0.5
 
 # Lorenz (1963) with the paper's chaotic parameters.
 SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
@@ -35,12 +43,29 @@ LORENZ_SUBSTEPS = 4              # RK4 steps per sample: integration step dt / 4
 LORENZ_TRANSIENT = 20.0          # time units integrated and discarded, to land on the attractor
 LYAPUNOV = 0.906                 # largest Lyapunov exponent (1 / time unit); 1 Lyapunov time = 1.10
 
+TASKS = ("sines", "sines_coarse", "lorenz")
+TASK_DT = {"sines": SINES_DT, "sines_coarse": SINES_COARSE_DT, "lorenz": LORENZ_DT}  # sampling step per task
+
 
 def sines(n: int, dt: float = SINES_DT, phases=(0.0, 0.0, 0.0),
           omega=SINES_OMEGA, amp=SINES_AMP) -> np.ndarray:
     """Sum of sine waves at t = dt * arange(n): shape (n,)."""
     t = dt * np.arange(n)
     return sum(a * np.sin(w * t + p) for a, w, p in zip(amp, omega, phases))
+
+
+def sines_autocorrelation(lag: float, omega=SINES_OMEGA, amp=SINES_AMP) -> float:
+    """The autocorrelation of the sum of sines at a time lag, sum A_k^2 cos(w_k lag) / sum A_k^2 (the limit
+    over a long window, for any phases: the waves' frequencies differ, so their cross terms average out)."""
+    a2 = np.square(amp)
+    return float((a2 * np.cos(np.multiply(omega, lag))).sum() / a2.sum())
+
+
+def lag1(signal: np.ndarray) -> np.ndarray:
+    """The lag-1 autocorrelation of each coordinate of a signal (n,) or (n, d): corr(x_t, x_(t-1)) -> (d,).
+    Predicting "no change" on a stationary signal has R² close to 2 rho - 1."""
+    x = signal.reshape(len(signal), -1)
+    return np.array([np.corrcoef(x[1:, j], x[:-1, j])[0, 1] for j in range(x.shape[1])])
 
 
 def lorenz_rhs(x: np.ndarray, sigma=SIGMA, rho=RHO, beta=BETA) -> np.ndarray:
@@ -124,7 +149,8 @@ def series(task: str, seed: int, n_pairs: tuple[int, int, int], context: int = 5
     """The signal of one run, split into train | val | test windows, and normalised.
 
     Each window holds ``n_pairs[k] + context`` samples, so it yields n_pairs[k] pairs of its
-    own. Deterministic in (task, seed): the seed draws the sine phases (uniform on [0, 2 pi))
+    own. ``task``: "sines" (step SINES_DT), "sines_coarse" (the same waves and phases, step SINES_COARSE_DT)
+    or "lorenz". Deterministic in (task, seed): the seed draws the sine phases (uniform on [0, 2 pi))
     or a N(0, 1) perturbation of the Lorenz initial state, and the noise.
 
     ``noise``: standard deviation (signal units) of Gaussian noise added to the validation and
@@ -135,15 +161,15 @@ def series(task: str, seed: int, n_pairs: tuple[int, int, int], context: int = 5
     """
     lengths = [p + context for p in n_pairs]
     n = sum(lengths)
-    if task == "sines":
+    if task in ("sines", "sines_coarse"):  # the same phases per seed: the coarse signal is the same waves
         g = generator(seed, "sines/phase")
         phases = (torch.rand(len(SINES_OMEGA), generator=g, dtype=torch.float64) * 2 * np.pi).numpy()
-        raw = sines(n, SINES_DT, tuple(phases))[:, None]                     # (n, 1)
+        raw = sines(n, TASK_DT[task], tuple(phases))[:, None]                # (n, 1)
     elif task == "lorenz":
         x0 = np.array(LORENZ_X0) + _normal(seed, "lorenz/x0", (3,))
         raw = lorenz(n, LORENZ_DT, tuple(x0), LORENZ_SUBSTEPS, LORENZ_TRANSIENT)  # (n, 3)
     else:
-        raise ValueError(f"unknown task {task!r}: use 'sines' or 'lorenz'")
+        raise ValueError(f"unknown task {task!r}: use one of {TASKS}")
     noisy = raw + noise * _normal(seed, f"{task}/noise", raw.shape)
     sl = windows(lengths)
     mean, std = raw[sl[0]].mean(0), raw[sl[0]].std(0)

@@ -59,6 +59,8 @@ SELECTED_AT = {("full", 1024): 512, ("full", 64): 32}       # (mode, width used)
 SEQ_LR = {("sines", "bias", 256): 1e-2, ("sines", "bias", 512): 1e-2, ("sines", "bias", 1024): 1e-2,
           ("sines", "full", 256): 3e-2, ("sines", "full", 512): 1e-2, ("lorenz", "bias", 1024): 1e-1,
           ("lorenz", "full", 512): 3e-4}                     # <- recurrent_selection, lorenz_selection
+# The coarsely sampled sines (added 2026-12-01, issue 14): the same grids, on their own validation window.
+SEQ_LR.update({})                                            # <- recurrent_coarse_selection
 SEQ_LR_QUICK = {"bias": 1e-2, "full": 1e-3}                  # scale "quick": not selected
 SEQ_STEPS = {"paper": 1000, "quick": 60}                     # Adam steps per recurrent run
 
@@ -217,10 +219,13 @@ LORENZ_NOISE = 1.0                          # the paper: test window corrupted w
 FREE_STEPS = {"paper": 500, "quick": 50}    # 500 samples = 10 time units = 9.1 Lyapunov times
 
 
+SEQ_EXPERIMENT = {"sines": "recurrent", "sines_coarse": "recurrent_coarse", "lorenz": "lorenz"}  # task -> folder
+
+
 def seq_lr(scale, task, mode, n_hidden) -> float:
     """The learning rate of a recurrent run (see SEQ_LR)."""
-    if mode == "readout":
-        return 1e-3  # unused: the ridge readout has no learning rate
+    if mode in ("readout", "linear"):
+        return 1e-3  # unused: the ridge readout and the linear baseline have no learning rate
     if scale != "paper":
         return SEQ_LR_QUICK[mode]
     k = (task, mode, SELECTED_AT.get((mode, n_hidden), n_hidden))
@@ -233,25 +238,50 @@ def _seq(scale, **fields) -> SeqConfig:
     return SeqConfig(steps=SEQ_STEPS[scale], **SEQ_SCALES[scale], **fields)
 
 
-def recurrent(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout"), widths=None) -> list[SeqConfig]:
-    """Sum of sines, widths 256/512/1024, every mode, one run per seed (the paper: bias-only, 5 seeds)."""
-    return [_seq(scale, experiment="recurrent", task="sines", mode=m, n_hidden=n, seed=s, lr=seq_lr(scale, "sines", m, n))
-            for n in (widths or SEQ_WIDTHS[scale]) for m in modes for s in seeds]
+def _linear(scale, task, modes, seeds, **fields) -> list[SeqConfig]:
+    """The linear autoregressive baseline (mode "linear", no network: n_hidden 0) of each seed, if asked for."""
+    return [_seq(scale, experiment=SEQ_EXPERIMENT[task], task=task, mode="linear", n_hidden=0, seed=s,
+                 lr=seq_lr(scale, task, "linear", 0), **fields) for s in seeds] if "linear" in modes else []
 
 
-def lorenz(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout")) -> list[SeqConfig]:
-    """Lorenz, width 1024, noisy test window, free run after the training window."""
+def _sines(task, scale, seeds, modes, widths, chosen_only=False) -> list[SeqConfig]:
+    """Each width (ascending) x network mode x seed, then the linear baseline. ``chosen_only``: leave out
+    the networks whose learning rate is not chosen yet (at scale "paper")."""
+    nets = [(n, m) for n in (widths or SEQ_WIDTHS[scale]) for m in modes if m != "linear"]
+    if chosen_only and scale == "paper":
+        nets = [(n, m) for n, m in nets
+                if m == "readout" or (task, m, SELECTED_AT.get((m, n), n)) in SEQ_LR]
+    return [_seq(scale, experiment=SEQ_EXPERIMENT[task], task=task, mode=m, n_hidden=n, seed=s,
+                 lr=seq_lr(scale, task, m, n)) for n, m in nets for s in seeds] + _linear(scale, task, modes, seeds)
+
+
+def recurrent(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout", "linear"), widths=None) -> list[SeqConfig]:
+    """Sum of sines, widths 256/512/1024, every mode, one run per seed (the paper: bias-only, 5 seeds), and
+    the linear autoregressive baseline (no width) of each seed."""
+    return _sines("sines", scale, seeds, modes, widths)
+
+
+def recurrent_coarse(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout", "linear"),
+                     widths=None) -> list[SeqConfig]:
+    """The sum of sines sampled every dynamics.SINES_COARSE_DT (so that "no change" explains under half the
+    variance), as ``recurrent``; networks whose learning rate is not chosen yet are left out."""
+    return _sines("sines_coarse", scale, seeds, modes, widths, chosen_only=True)
+
+
+def lorenz(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout", "linear")) -> list[SeqConfig]:
+    """Lorenz, width 1024, noisy test window, free run after the training window; the linear baseline too."""
     n = LORENZ_WIDTH[scale]
-    return [_seq(scale, experiment="lorenz", task="lorenz", mode=m, n_hidden=n, seed=s, noise=LORENZ_NOISE,
-                 free_steps=FREE_STEPS[scale], lr=seq_lr(scale, "lorenz", m, n))
-            for m in modes for s in seeds]
+    extra = dict(noise=LORENZ_NOISE, free_steps=FREE_STEPS[scale])
+    return [_seq(scale, experiment="lorenz", task="lorenz", mode=m, n_hidden=n, seed=s,
+                 lr=seq_lr(scale, "lorenz", m, n), **extra)
+            for m in modes if m != "linear" for s in seeds] + _linear(scale, "lorenz", modes, seeds, **extra)
 
 
 def _seq_selection(task, widths, scale, seeds, **kw):
     """The grid of each mode on the validation window, at each width a run uses (or SELECTED_AT)."""
     grid = SEQ_LR_GRID if scale == "paper" else {m: g[:2] for m, g in SEQ_LR_GRID.items()}
     picked = sorted({(m, SELECTED_AT.get((m, n), n)) for n in widths for m in grid}, key=lambda p: (p[1], p[0]))
-    return [_seq(scale, experiment=f"{'recurrent' if task == 'sines' else task}_selection", task=task, mode=m,
+    return [_seq(scale, experiment=f"{SEQ_EXPERIMENT[task]}_selection", task=task, mode=m,
                  n_hidden=n, seed=s, split="val", lr=lr, **kw)
             for m, n in picked for s in seeds for lr in grid[m]]
 
@@ -259,6 +289,11 @@ def _seq_selection(task, widths, scale, seeds, **kw):
 def recurrent_selection(scale: str = "paper", seeds=(0,)) -> list[SeqConfig]:
     """The learning-rate grid on the validation window of the sines, per width and mode (seed 0)."""
     return _seq_selection("sines", SEQ_WIDTHS[scale], scale, seeds)
+
+
+def recurrent_coarse_selection(scale: str = "paper", seeds=(0,)) -> list[SeqConfig]:
+    """The learning-rate grid on the validation window of the coarsely sampled sines (seed 0)."""
+    return _seq_selection("sines_coarse", SEQ_WIDTHS[scale], scale, seeds)
 
 
 def lorenz_selection(scale: str = "paper", seeds=(0,)) -> list[SeqConfig]:
@@ -360,7 +395,7 @@ def _allowed(preset: str, option: str, scale: str) -> tuple:
     if option == "datasets":
         return (*SOURCES, "synthetic")
     if option == "modes":
-        return tuple(REGIMES) if preset == "width" else ("bias", "full", "readout") if preset in ("recurrent", "lorenz") \
+        return tuple(REGIMES) if preset == "width" else SeqConfig.CHOICES["mode"] if preset in SEQ_EXPERIMENT.values() \
             else tuple(LR) if preset.startswith("feedforward") else tuple(LR_GRID)
     if option == "widths":
         return tuple(sorted(set(WIDTHS[scale]) | set(SMALL_FULL[scale]))) if preset == "width" else SEQ_WIDTHS[scale]
@@ -384,6 +419,9 @@ PRESETS = {p.name: p for p in [
     Preset("width_mask", width_mask, "width", "the masking control", ("datasets",)),
     Preset("recurrent", recurrent, "recurrent", "R² vs width on the sum of sines", ("modes", "widths")),
     Preset("recurrent_selection", recurrent_selection, "recurrent", "the sum of sines' learning rates"),
+    Preset("recurrent_coarse", recurrent_coarse, "recurrent", "R² vs width on the coarsely sampled sines",
+           ("modes", "widths")),
+    Preset("recurrent_coarse_selection", recurrent_coarse_selection, "recurrent", "the coarse sines' learning rates"),
     Preset("lorenz", lorenz, "lorenz", "Figure 2: Lorenz, noisy test window, free run", ("modes",)),
     Preset("lorenz_selection", lorenz_selection, "lorenz", "Lorenz's learning rates"),
     Preset("theory_matching", theory_matching, "theory", "the lemma's construction: success vs width"),
@@ -411,6 +449,8 @@ SELECTIONS = [
               lambda: {(r, n): lr for r, t in WIDTH_LR["paper"].items() for n, lr in t.items()}),
     Selection("recurrent_selection", "r2", ("task", "mode", "n_hidden"),
               lambda: {k: lr for k, lr in SEQ_LR.items() if k[0] == "sines"}),
+    Selection("recurrent_coarse_selection", "r2", ("task", "mode", "n_hidden"),
+              lambda: {k: lr for k, lr in SEQ_LR.items() if k[0] == "sines_coarse"}),
     Selection("lorenz_selection", "r2", ("task", "mode", "n_hidden"),
               lambda: {k: lr for k, lr in SEQ_LR.items() if k[0] == "lorenz"}),
 ]

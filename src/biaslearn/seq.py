@@ -1,8 +1,11 @@
 """Recurrent networks on time series: next-step prediction from the previous five values.
 
     SeqConfig          the whole description of one RNN run (a frozen dataclass)
-    train(config)      builds the signal, trains a RandomRNN, scores a held-out window
-                       (experiments.run memoises it in results/; the presets are in presets.py)
+    train(config)      builds the signal, trains a RandomRNN (or fits the linear baseline), scores a
+                       held-out window (experiments.run memoises it in results/; the presets are in presets.py)
+    persistence(cfg)   the "no change" predictions x̂_t = x_(t-1) of the window a run scores
+    skill(...)         a skill score relative to a reference predictor: 1 - MSE / MSE_reference
+    skills(result)     a stored run's skill relative to persistence, from its stored predictions
     selection(df)      the learning-rate grid of a selection preset as a table, the winners marked
                        (what the recurrent and Lorenz chapters show)
 
@@ -14,9 +17,16 @@ is the mean squared error in normalised units. Modes (see nets.RandomRNN):
     "full"     every weight and bias is learned (Adam)              the usual RNN
     "readout"  only W_out, by ridge regression on the last hidden   an echo-state network
                state, the penalty chosen on the validation window
+    "linear"   no network (n_hidden = 0): ridge regression of x_t   a linear autoregression, the
+               on the flattened context (context * d inputs) plus    baseline a network must beat
+               an intercept, the penalty chosen as for "readout"     (added 2026-12-01, issue 14)
+
+Every run also reports r2_persistence, the R² of predicting "no change" (x̂_t = x_(t-1)) on the
+same window: the trivial predictor. ``skill`` puts a score beside it (1 - MSE / MSE_persistence).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -26,7 +36,10 @@ import torch
 from . import dynamics, nets
 from .config import Base
 
-MODES = ("bias", "full", "readout")  # the ways of training, in the order the chapters show them
+MODES = ("bias", "full", "readout", "linear")  # the ways of training, in the order the chapters show them
+BASELINE = "linear"                  # the mode that is no network: the linear autoregressive baseline
+LABEL = {"linear": "linear autoregression", "persistence": "no change"}  # names of the baselines on pages
+COLOUR = {"linear": "C4", "persistence": "grey"}
 RIDGE_GRID = tuple(10.0 ** k for k in range(-10, 1))  # readout: penalties relative to mean diag(H^T H / N)
 FREE_THRESHOLD = 0.4  # free run: "tracks" while |prediction - truth| / rms|truth| stays below this
 
@@ -34,9 +47,9 @@ FREE_THRESHOLD = 0.4  # free run: "tracks" while |prediction - truth| / rms|trut
 @dataclass(frozen=True)
 class SeqConfig(Base):
     experiment: str = "recurrent"    # folder under results/
-    task: str = "sines"              # "sines" (1 coordinate) or "lorenz" (3 coordinates)
-    mode: str = "bias"               # "bias" (hidden biases only), "full", "readout" (ridge)
-    n_hidden: int = 1024             # hidden width (units)
+    task: str = "sines"              # "sines", "sines_coarse" (1 coordinate) or "lorenz" (3 coordinates)
+    mode: str = "bias"               # "bias" (hidden biases only), "full", "readout" (ridge), "linear" (no network)
+    n_hidden: int = 1024             # hidden width (units); 0 for "linear"
     seed: int = 0                    # draws weights, initial biases, signal phases / initial state, noise, batches
     context: int = 5                 # previous values in each input sequence (the paper: 5)
     n_train: int = 2000              # pairs in the training window; the test window has as many
@@ -48,11 +61,13 @@ class SeqConfig(Base):
     lr: float = 1e-3                 # peak learning rate; cosine decay to 0 over the steps
     free_steps: int = 0              # free run after the training window (samples; 0: none)
 
-    CHOICES = {"task": ("sines", "lorenz"), "mode": MODES, "split": ("test", "val")}
+    CHOICES = {"task": dynamics.TASKS, "mode": MODES, "split": ("test", "val")}
 
     def check(self):
-        return [(min(self.n_hidden, self.context, self.n_train, self.n_val, self.batch_size) >= 1,
-                 "n_hidden, context, n_train, n_val, batch_size >= 1"),
+        return [(self.n_hidden == 0 if self.mode == BASELINE else self.n_hidden >= 1,
+                 f"n_hidden == 0 for mode {BASELINE!r} (no network), n_hidden >= 1 for the others"),
+                (min(self.context, self.n_train, self.n_val, self.batch_size) >= 1,
+                 "context, n_train, n_val, batch_size >= 1"),
                 (self.steps >= 0 and self.lr > 0 and self.noise >= 0 and self.free_steps >= 0,
                  "steps >= 0, lr > 0, noise >= 0, free_steps >= 0"),
                 (self.free_steps <= self.n_val + self.context,
@@ -65,8 +80,97 @@ def r2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return 1 - ((pred - true) ** 2).sum(0) / ((true - true.mean(0)) ** 2).sum(0)
 
 
+def skill(pred: np.ndarray, target: np.ndarray, reference: np.ndarray, axis=None):
+    """Skill score relative to a reference predictor on the same pairs: 1 - MSE(pred) / MSE(reference).
+    1: perfect; 0: no better than the reference; below 0: worse. ``axis=None``: the MSE over every pair
+    and coordinate (the runs' "mse"); ``axis=0``: per coordinate, (N, d) -> (d,)."""
+    return 1 - ((pred - target) ** 2).mean(axis) / ((reference - target) ** 2).mean(axis)
+
+
+def skill_from_r2(r2_model, r2_reference):
+    """The same skill from two R² of ONE coordinate against the same targets: both share the total
+    variance, so 1 - MSE / MSE_ref = 1 - (1 - R²) / (1 - R²_ref) exactly. With several coordinates
+    a run's r2 and r2_persistence are means over coordinates of different variances: use ``skills``."""
+    return 1 - (1 - np.asarray(r2_model)) / (1 - np.asarray(r2_reference))
+
+
+def persistence(cfg: SeqConfig) -> np.ndarray:
+    """The "no change" predictions x̂_t = x_(t-1) of the pairs ``cfg`` scores (its split's window, noise
+    included): (N, d). Rebuilt from the signal (deterministic in task and seed), since the stored
+    arrays hold the targets but not the inputs; a run's r2_persistence is r2(persistence(cfg), target)."""
+    return _persistence(cfg.task, cfg.seed, cfg.n_train, cfg.n_val, cfg.context, cfg.noise, cfg.split)
+
+
+@functools.lru_cache(maxsize=64)
+def _persistence(task, seed, n_train, n_val, context, noise, split):
+    s = dynamics.series(task, seed, (n_train, n_val, n_train), context, noise)
+    X = dynamics.pairs(s[split], context)[0]
+    X.setflags(write=False)
+    return X[:, -1]
+
+
+def skills(result: dict, cfg: SeqConfig | None = None) -> dict:
+    """A stored run's skill relative to persistence on its scored window, from its stored predictions
+    and targets: {"skill": over every coordinate (1 - mse / MSE_persistence), and for d > 1 "skill_x",
+    "skill_y", "skill_z" per coordinate}. ``cfg``: the run's config (default: from the result)."""
+    from .experiments import config_of
+
+    cfg = cfg or config_of(result)
+    P, Y = result["arrays"]["pred"], result["arrays"]["target"]
+    ref = persistence(cfg)
+    out = {"skill": float(skill(P, Y, ref))}
+    if Y.shape[1] > 1:
+        out.update({f"skill_{n}": float(v) for n, v in zip(_names(Y.shape[1]), skill(P, Y, ref, axis=0))})
+    return out
+
+
+def _names(d):
+    return ["x", "y", "z"] if d == 3 else [str(k) for k in range(d)]
+
+
+class LinearAR(torch.nn.Module):
+    """The linear baseline: x̂_t = W vec(x_(t-context), ..., x_(t-1)) + c, no network. Called like a
+    RandomRNN (contexts (N, context, d) -> (N, 1, d): the prediction as the "last step"), so predict
+    and free_run serve both."""
+
+    def __init__(self, context: int, d: int):
+        super().__init__()
+        self.register_buffer("W", torch.zeros(d, context * d))
+        self.register_buffer("c", torch.zeros(d))
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return (X.reshape(len(X), -1) @ self.W.T + self.c)[:, None]
+
+    def n_trainable(self) -> int:
+        return self.W.numel() + self.c.numel()
+
+
 @torch.no_grad()
-def predict(model: nets.RandomRNN, X: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+def fit_linear(model: LinearAR, X: torch.Tensor, Y: torch.Tensor, X_val: torch.Tensor, Y_val: torch.Tensor) -> float:
+    """Ridge regression of Y on the flattened contexts Z (float64), the intercept unpenalised (Z and Y
+    centred on their training means): W = (Zc^T Zc / N + lam I)^-1 Zc^T Yc / N, lam = alpha * mean
+    diag(Zc^T Zc / N), alpha from RIDGE_GRID by R² on the validation pairs (as fit_readout).
+    Sets model.W and model.c in place; returns the chosen alpha."""
+    Z, Zv = X.reshape(len(X), -1).double(), X_val.reshape(len(X_val), -1).double()
+    Yd = Y.double()
+    zm, ym = Z.mean(0), Yd.mean(0)
+    Zc = Z - zm
+    G, ZY = Zc.T @ Zc / len(Z), Zc.T @ (Yd - ym) / len(Z)            # (p, p), (p, d)
+    scale, eye = G.diagonal().mean().clamp_min(1e-30), torch.eye(len(G), dtype=G.dtype, device=G.device)
+    best = (-math.inf, None, None, None)
+    for alpha in RIDGE_GRID:
+        W = torch.linalg.solve(G + alpha * scale * eye, ZY)             # (p, d)
+        c = ym - zm @ W
+        score = float(np.mean(r2((Zv @ W + c).cpu().numpy(), Y_val.double().cpu().numpy())))
+        if score > best[0]:
+            best = (score, alpha, W, c)
+    model.W.copy_(best[2].T.to(model.W.dtype))
+    model.c.copy_(best[3].to(model.c.dtype))
+    return best[1]
+
+
+@torch.no_grad()
+def predict(model: nets.RandomRNN | LinearAR, X: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """Next-step predictions (N, d) for contexts X (N, context, d): the readout at the last step."""
     return torch.cat([model(X[i:i + chunk])[:, -1] for i in range(0, len(X), chunk)])
 
@@ -123,7 +227,7 @@ def fit_readout(model: nets.RandomRNN, X: torch.Tensor, Y: torch.Tensor, X_val: 
 
 
 @torch.no_grad()
-def free_run(model: nets.RandomRNN, start: torch.Tensor, steps: int) -> torch.Tensor:
+def free_run(model: nets.RandomRNN | LinearAR, start: torch.Tensor, steps: int) -> torch.Tensor:
     """Run the network on its own predictions: start (context, d) true values, then each new
     prediction is appended and the oldest value dropped. Returns (steps, d)."""
     window, out = start.clone(), []
@@ -151,15 +255,21 @@ def train(cfg: SeqConfig, device: str = "auto", progress: bool = True) -> dict:
     X_ev, Y_ev = dynamics.pairs(s[cfg.split], cfg.context)             # numpy: the scored window
     Y_clean = dynamics.pairs(s["clean"][cfg.split], cfg.context)[1]
     d = Y.shape[1]
-    model = nets.RandomRNN(d, cfg.n_hidden, d, cfg.mode, cfg.seed).to(dev)
+    if cfg.mode == BASELINE:
+        model = LinearAR(cfg.context, d).to(dev)
+    else:
+        model = nets.RandomRNN(d, cfg.n_hidden, d, cfg.mode, cfg.seed).to(dev)
     metrics = {"n_trainable": model.n_trainable(), "n_train": len(X), "n_eval": len(Y_ev)}
     if cfg.mode == "readout":
         metrics["ridge_alpha"] = fit_readout(model, X, Y, X_val, Y_val)
         curve = {}
+    elif cfg.mode == BASELINE:
+        metrics["ridge_alpha"] = fit_linear(model, X, Y, X_val, Y_val)
+        curve = {}
     else:
         curve = fit(model, X, Y, cfg, progress)
     P = predict(model, T(X_ev)).cpu().numpy()                          # (N, d)
-    names = ["x", "y", "z"] if d == 3 else [str(k) for k in range(d)]
+    names = _names(d)
     for key, target in (("r2", Y_ev), ("r2_clean", Y_clean)):
         per = r2(P, target)
         metrics[key] = float(per.mean())
@@ -174,7 +284,7 @@ def train(cfg: SeqConfig, device: str = "auto", progress: bool = True) -> dict:
         free = free_run(model, T(s["train"][-cfg.context:]), cfg.free_steps).cpu().numpy()
         truth = s["clean"]["val"][:cfg.free_steps]  # what follows the training window, without noise
         steps = tracking_steps(free, truth)
-        dt = dynamics.LORENZ_DT if cfg.task == "lorenz" else dynamics.SINES_DT
+        dt = dynamics.TASK_DT[cfg.task]
         metrics.update(free_steps_tracked=steps, free_time_tracked=steps * dt,
                        free_lyapunov_times=steps * dt * dynamics.LYAPUNOV)
         arrays.update(free=free, free_true=truth)
