@@ -60,7 +60,9 @@ SEQ_LR = {("sines", "bias", 256): 1e-2, ("sines", "bias", 512): 1e-2, ("sines", 
           ("sines", "full", 256): 3e-2, ("sines", "full", 512): 1e-2, ("lorenz", "bias", 1024): 1e-1,
           ("lorenz", "full", 512): 3e-4}                     # <- recurrent_selection, lorenz_selection
 # The coarsely sampled sines (added 2026-12-01, issue 14): the same grids, on their own validation window.
-SEQ_LR.update({})                                            # <- recurrent_coarse_selection
+SEQ_LR.update({("sines_coarse", "bias", 256): 1e-2, ("sines_coarse", "bias", 512): 1e-2,
+               ("sines_coarse", "bias", 1024): 1e-2, ("sines_coarse", "full", 256): 1e-2,
+               ("sines_coarse", "full", 512): 3e-3})        # <- recurrent_coarse_selection (no winner on an edge)
 SEQ_LR_QUICK = {"bias": 1e-2, "full": 1e-3}                  # scale "quick": not selected
 SEQ_STEPS = {"paper": 1000, "quick": 60}                     # Adam steps per recurrent run
 
