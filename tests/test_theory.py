@@ -1,4 +1,6 @@
 """The proof's unit-matching construction and the gradient-trained comparison (theory chapter)."""
+import math
+
 import numpy as np
 import pytest
 
@@ -155,7 +157,7 @@ def test_run_dispatches_and_caches(tmp_path):
 
 
 THEORY_PRESETS = ["theory_matching", "theory_gradient", "theory_tolerance", "theory_width", "theory_activation",
-                  "theory_rnn"]
+                  "theory_rnn", "theory_rnn_rates", "theory_bound", "theory_heldout"]
 
 
 @pytest.mark.parametrize("preset", THEORY_PRESETS)
@@ -174,3 +176,132 @@ def test_collect_gives_a_row_per_run_with_its_metrics(tmp_path):
     assert df.loc[df["success_rate"] == 0, "median_sup_error"].isna().all()
     again = experiments.collect("theory_tolerance", "quick", results_dir=tmp_path)
     assert again["success_rate"].tolist() == df["success_rate"].tolist()
+
+
+# --- The width bound, the matching it bounds, and the eta -> epsilon relation ---------------------------
+
+CLUSTER = np.array([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5], [-0.5, -0.5]])  # three small units in one place, one apart
+
+
+def exact_failure(n, p):
+    """CLUSTER with boxes of probability p each (disjoint): partners exist iff >= 3 random units in the first box
+    and >= 1 in the second (multinomial counts)."""
+    from scipy.stats import binom
+    from math import comb
+    both = sum(comb(n, k) * p ** k * (1 - 2 * p) ** (n - k) for k in range(3))  # <= 2 in the first, none in the second
+    return binom.cdf(2, n, p) + (1 - p) ** n - both
+
+
+def test_on_clustered_units_the_bounds_hold_and_the_first_formula_does_not():
+    """2,000 simulated networks per width: the failure rate stays under both bounds (its interval's lower end),
+    matches the exact multinomial value, and is far above the first version's formula m (1 - p)^(n - m)."""
+    eta, draws, rng = 0.1, 2000, np.random.default_rng(0)
+    p = float(theory.unit_probability(CLUSTER, eta)[0])
+    assert p == pytest.approx(0.01)
+    n_star = np.array([theory.partners(rng.uniform(-1, 1, (1000, 2)), CLUSTER, eta)[0] or np.inf for _ in range(draws)])
+    for n in (300, 500, 1000):
+        fails = int((n_star > n).sum())
+        lo, hi = theory.clopper_pearson(fails, draws)
+        assert lo <= exact_failure(n, p) <= hi, n
+        assert lo <= theory.group_bound(n, CLUSTER, eta) and lo <= theory.hall_bound(n, CLUSTER, eta), n
+    lo, _ = theory.clopper_pearson(int((n_star > 500).sum()), draws)
+    assert theory.heuristic(500, CLUSTER, eta) < lo / 3  # 0.027 against a failure rate near 0.13
+
+
+def test_bounds_fall_with_width_and_their_widths_are_where_they_reach_delta():
+    w, c, a = theory.small_network()
+    small = np.c_[w, a]
+    for bound in (theory.group_bound, theory.hall_bound, theory.heuristic):
+        values = bound(np.array([100, 1000, 3000, 10000]), small, 0.05)
+        assert np.all(np.diff(values) <= 0)
+        n = theory.bound_width(bound, small, 0.05, delta=0.05)
+        assert bound(n, small, 0.05) <= 0.05 < bound(n - 1, small, 0.05)
+    # the group bound's width is m (R / eta)^nu log(m / delta) to within rounding
+    m, p = len(w), (0.05 / theory.R) ** 2
+    assert theory.bound_width(theory.group_bound, small, 0.05) == pytest.approx(m * np.log(m / 0.05) / -np.log1p(-p), rel=1e-3)
+
+
+def test_union_volume_of_boxes():
+    assert theory.union_volume(np.array([[0.0, 0.0]]), 0.1) == pytest.approx(0.01)
+    assert theory.union_volume(np.array([[0.0, 0.0], [0.1, 0.0]]), 0.1) == pytest.approx(0.3 * 0.2 / 4)
+    assert theory.union_volume(np.array([[0.0, 0.0], [0.0, 0.0]]), 0.1) == pytest.approx(0.01)
+    assert theory.union_volume(np.array([[1.0, 1.0]]), 0.1) == pytest.approx(0.01 / 4)  # clipped to the cube
+    assert theory.unit_probability(np.array([[1.0, 1.0]]), 0.1)[0] == pytest.approx(0.01 / 4)
+
+
+def test_maximum_matching_finds_partners_the_greedy_search_misses():
+    """Small units A = (0, 0) and B = (0.15, 0), eta = 0.1. Random unit u1 = (0.07, 0) is near both, u2 = (-0.09, 0)
+    near A only: the nearest-first search gives u1 to A and leaves B without; the matching gives A u2 and B u1."""
+    small = np.array([[0.0, 0.0], [0.15, 0.0]])
+    u1, u2, far = [0.07, 0.0], [-0.09, 0.0], [0.9, 0.9]
+    n, j = theory.partners(np.array([u1, u2]), small, 0.1)
+    assert n == 2 and j.tolist() == [1, 0]
+    assert theory.partners(np.array([u1, far, u2, far]), small, 0.1)[0] == 3  # the smallest prefix
+    assert theory.partners(np.array([u1, far, far]), small, 0.1) == (None, None)
+
+
+def test_eta_to_epsilon_bound_is_attained_on_a_hand_built_network():
+    """One unit relu(x) (w = 1, c = 0, a = 1) copied with w' = a' = 1 + eta: at x = 1 the copy is off by
+    (1 + eta)^2 - 1 = eta (S + |a| + eta) with S = sup relu(x) = 1: the bound, exactly."""
+    one = (np.array([1.0]), np.array([0.0]), np.array([1.0]))
+    for eta in (0.1, 0.05, 0.01):
+        gap = theory.sup_gap(np.array([1 + eta]), one[1], np.array([1 + eta]), *one)
+        assert gap == pytest.approx(theory.copy_error_bound(*one, eta)) == pytest.approx(eta * (2 + eta))
+
+
+def test_no_copy_within_eta_breaks_the_bound_and_the_gap_is_exact():
+    w, c, a = theory.small_network()
+    rng = np.random.default_rng(3)
+    for eta in (0.1, 0.02):
+        bound = theory.copy_error_bound(w, c, a, eta)
+        for _ in range(200):
+            w2, a2 = w + rng.uniform(-eta, eta, len(w)), a + rng.choice([-eta, eta], len(a))
+            gap = theory.sup_gap(w2, c, a2, w, c, a)
+            dense = np.abs(theory.evaluate(w2, c, a2, theory.FINE) - theory.evaluate(w, c, a, theory.FINE)).max()
+            assert dense <= gap + 1e-12 and gap <= bound
+            assert gap - dense < 2e-3 * bound  # the kinks found the sup the fine grid nearly reaches
+
+
+def test_bound_run_is_consistent():
+    out = theory.evaluate_config(theory.TheoryConfig(method="bound", eps=0.1, draws=40, n_hidden=4000))
+    m = out["metrics"]
+    assert m["censored"] == 0 and m["width_95_lo"] <= m["width_95"] <= (m["width_95_hi"] or np.inf)
+    assert m["max_distance"] <= 0.1 and m["max_copy_error"] <= m["copy_error_bound"]
+    assert m["group_covers"] == m["hall_covers"] == 1.0 and m["group_width"] > m["hall_width"]
+    n_star = out["arrays"]["n_star"]
+    assert np.sort(n_star)[math.ceil(0.95 * 40) - 1] == m["width_95"]
+    curve = out["curve"]
+    assert curve["fail"][0] == 1.0 and curve["fail"][-1] == 0.0 and len(curve["n"]) == len(curve["hall"])
+    # the width-n network of ``match`` is the first n units of the draw: partners there iff n >= n_star
+    k = int(np.argmin(n_star))
+    assert theory.match(int(n_star[k]), 0.1, seed=k)["active"] >= 1
+
+
+def test_heldout_scores_only_when_asked():
+    """Stored runs keep their metrics: the held-out scores come only with heldout=True (a new key)."""
+    from biaslearn import results
+    plain = theory.TheoryConfig(method="gradient", n_hidden=50, steps=20)
+    assert "heldout" not in results.canonical(plain)
+    assert "heldout_sup_error" not in theory.evaluate_config(plain)["metrics"]
+    out = theory.evaluate_config(plain.replace(heldout=True))["metrics"]
+    assert {"heldout_sup_error", "heldout_mean_error", "small_heldout_sup_error"} <= set(out)
+    assert out["sup_error"] == theory.evaluate_config(plain)["metrics"]["sup_error"]
+    assert not np.isin(theory.MID, theory.GRID).any()
+
+
+def test_clipping_is_new_and_changes_only_clipped_runs():
+    from biaslearn import results
+    cfg = theory.RNNConfig(mode="full", n_hidden=20, horizon=10, steps=20)
+    assert "clip" not in results.canonical(cfg) and results.canonical(cfg.replace(clip=1.0))["clip"] == 1.0
+    a, b = theory.fit_rnn(cfg), theory.fit_rnn(cfg.replace(clip=1e-3))
+    assert a["metrics"]["rmse"] != b["metrics"]["rmse"]
+
+
+def test_the_rnn_reference_rates_are_the_winners_of_their_grid():
+    """THEORY_RNN_LR holds, per width, the rate of lowest rmse over the horizon among the stored grid (seed 0)."""
+    df = experiments.collect("theory_rnn_rates", "paper", progress=False)
+    from biaslearn import report
+    complete = df.groupby("n_hidden")["stored"].all()
+    done = df[df["n_hidden"].isin(complete[complete].index)]
+    winners = report.winners(done.assign(fit=-done["rmse"]), ("n_hidden",), "fit") if len(done) else {}
+    assert {k[0]: lr for k, lr in winners.items()} == presets.THEORY_RNN_LR

@@ -311,6 +311,14 @@ FIT_WIDTHS = {"paper": [10, 30, 100, 300, 1000, 3000], "quick": [10, 100]}    # 
 ADAM_WIDTHS = {"paper": [10, 30, 100, 300, 1000, 3000], "quick": [10, 100]}   # seconds per run at 3,000
 VARIANTS = [("relu", -2.0), ("softplus", -2.0), ("softplus", -30.0), ("tanh", -30.0), ("step", -2.0)]
 RNN_WIDTHS = {"paper": [25, 50, 100, 200], "quick": [20, 50]}
+THEORY_ETAS = {"paper": [0.1, 0.05, 0.025, 0.0125], "quick": [0.1]}  # tolerances of the bound runs
+THEORY_DRAWS = {"paper": 1000, "quick": 50}   # random networks per tolerance (each searched up to 40 / eta^2 units)
+# The fully trained RNN reference (added for issue 15: at 0.03 without clipping it did not learn): gradient norm
+# clipped to 1, the rate per width chosen on seed 0 by the rmse over the horizon (the fit itself: one trajectory,
+# no held-out set), from the grid below. A width without a chosen rate has no reference run yet.
+THEORY_RNN_CLIP = 1.0
+THEORY_RNN_LR_GRID = [1e-3, 3e-3, 1e-2, 3e-2]
+THEORY_RNN_LR = {}                            # width -> rate  <- theory_rnn_rates
 
 
 def theory_matching(scale: str = "paper", seeds=(0,)) -> list[TheoryConfig]:
@@ -355,9 +363,34 @@ def theory_activation(scale: str = "paper", seeds=(0, 1, 2)) -> list:
 
 
 def theory_rnn(scale: str = "paper", seeds=range(3)) -> list[RNNConfig]:
-    """Bias-only RNNs (with a learned initial state) of each width on the Hopf trajectory; full training for reference."""
-    return [RNNConfig(mode=m, n_hidden=n, steps=THEORY_STEPS[scale]["rnn"], lr=THEORY_LR["rnn"], seed=s)
-            for m in ("bias", "full") for n in RNN_WIDTHS[scale] for s in seeds]
+    """Bias-only RNNs (with a learned initial state) of each width on the Hopf trajectory; the fully trained
+    reference with clipped gradients at the rate chosen for its width (THEORY_RNN_LR; scale "quick": not chosen)."""
+    steps = THEORY_STEPS[scale]["rnn"]
+    rates = THEORY_RNN_LR if scale == "paper" else {n: THEORY_LR["rnn"] for n in RNN_WIDTHS[scale]}
+    return ([RNNConfig(mode="bias", n_hidden=n, steps=steps, lr=THEORY_LR["rnn"], seed=s)
+             for n in RNN_WIDTHS[scale] for s in seeds]
+            + [RNNConfig(mode="full", n_hidden=n, steps=steps, lr=rates[n], clip=THEORY_RNN_CLIP, seed=s)
+               for n in RNN_WIDTHS[scale] if n in rates for s in seeds])
+
+
+def theory_rnn_rates(scale: str = "paper", seeds=(0,)) -> list[RNNConfig]:
+    """The fully trained RNN reference's rate grid per width, clipped gradients, seed 0 (see THEORY_RNN_LR)."""
+    grid = THEORY_RNN_LR_GRID if scale == "paper" else THEORY_RNN_LR_GRID[-2:]
+    return [RNNConfig(experiment="theory_rnn_rates", mode="full", n_hidden=n, steps=THEORY_STEPS[scale]["rnn"], lr=lr,
+                      clip=THEORY_RNN_CLIP, seed=s) for n in RNN_WIDTHS[scale] for s in seeds for lr in grid]
+
+
+def theory_bound(scale: str = "paper", seeds=(0,)) -> list[TheoryConfig]:
+    """Per tolerance eta, THEORY_DRAWS random networks (the first seeds' networks are those of theory_matching),
+    each searched by maximum matching for the smallest width holding partners, up to 40 / eta^2 units."""
+    return [TheoryConfig(experiment="theory_bound", method="bound", eps=e, draws=THEORY_DRAWS[scale],
+                         n_hidden=int(round(40 * (1 / e) ** 2)), seed=1000 * s)
+            for s in seeds for e in THEORY_ETAS[scale]]
+
+
+def theory_heldout(scale: str = "paper", seeds=range(3)) -> list[TheoryConfig]:
+    """The ledger's gradient runs (theory_gradient) again, also scored between the training grid's points."""
+    return [c.replace(experiment="theory_heldout", heldout=True) for c in theory_gradient(scale, seeds)]
 
 
 # --- The registry ---------------------------------------------------------------------------------------
@@ -432,6 +465,9 @@ PRESETS = {p.name: p for p in [
     Preset("theory_width", theory_width, "theory", "regression targets: bias, full, readout vs width"),
     Preset("theory_activation", theory_activation, "theory", "other activations: construction and Adam"),
     Preset("theory_rnn", theory_rnn, "theory", "bias-only RNNs on a finite Hopf trajectory"),
+    Preset("theory_rnn_rates", theory_rnn_rates, "theory", "the fully trained RNN reference's rate per width"),
+    Preset("theory_bound", theory_bound, "theory", "the width bound against simulated failure rates"),
+    Preset("theory_heldout", theory_heldout, "theory", "the ledger's gradient runs scored on a held-out grid"),
 ]}
 
 
