@@ -319,7 +319,7 @@ THEORY_DRAWS = {"paper": 1000, "quick": 50}   # random networks per tolerance (e
 # and 200). A width without a chosen rate has no reference run yet.
 THEORY_RNN_CLIP = 1.0
 THEORY_RNN_LR_GRID = [3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
-THEORY_RNN_LR = {}                            # width -> rate  <- theory_rnn_rates
+THEORY_RNN_LR = {25: 3e-3, 50: 3e-3, 100: 1e-3, 200: 1e-3}  # width -> rate  <- theory_rnn_rates (none on an edge)
 
 
 def theory_matching(scale: str = "paper", seeds=(0,)) -> list[TheoryConfig]:
