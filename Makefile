@@ -45,7 +45,15 @@ bench: venv
 	$(PY) -m biaslearn.bench --out book/bench.json
 
 # Every chapter at the paper's scale, computing what is missing; one papermill run per chapter and seed.
+# EXECUTOR=local or slurm first runs the missing runs of every preset as jobs (biaslearn.launch, through submitit;
+# LAUNCH holds its options, e.g. LAUNCH="--partition gpu --account mylab --qos normal --gpus 1") and waits for
+# them; the chapters then load them.
+EXECUTOR ?= inline
+LAUNCH   ?=
 reproduce: venv
+ifneq ($(EXECUTOR),inline)
+	$(PY) -m biaslearn.launch submit --all --scale paper --seeds $(SEEDS) --executor $(EXECUTOR) --wait $(LAUNCH)
+endif
 	mkdir -p _build/reproduce
 	for ch in $(CHAPTERS); do for s in $(SEEDS); do \
 	  $(VENV)/bin/papermill book/$$ch.ipynb _build/reproduce/$$ch-seed$$s.ipynb \

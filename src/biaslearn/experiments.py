@@ -156,6 +156,8 @@ def main(argv=None):
     ap.add_argument("--modes", nargs="+", default=None, help="modes (feedforward, recurrent) or regimes (width)")
     ap.add_argument("--widths", type=int, nargs="+", default=None, help="only these widths")
     ap.add_argument("--device", default="auto")
+    from . import launch
+    launch.add_arguments(ap)  # --executor {inline,local,slurm} and the job options
     a = ap.parse_args(argv)
     options = {k: v for k, v in dict(datasets=a.datasets, modes=a.modes, widths=a.widths).items() if v}
     try:
@@ -164,6 +166,11 @@ def main(argv=None):
         ap.error(str(e))
     if not cfgs:
         ap.error(f"preset {a.preset} with {options} selects no run")
+    if a.executor != "inline":  # one job per missing run, through submitit (biaslearn.launch)
+        code = launch.submit_from_args(a.preset, a.scale, a.seeds, options, a)
+        if code:
+            raise SystemExit(code)
+        return
     for cfg in tqdm(cfgs, desc=a.preset):
         reason = ready(cfg)
         if reason:
