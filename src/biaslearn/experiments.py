@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 
 from . import data, multitask, results, seq, theory, train
 from .presets import PRESETS, SCALE_NAMES, regime
@@ -41,16 +42,17 @@ def config_of(result: dict):
     return CONFIG_TYPES[d["type"]].from_dict(d)
 
 
-def ready(cfg, root=None) -> str | None:
+def ready(cfg, root=None, available=None) -> str | None:
     """Why ``cfg`` cannot be computed on this machine now (its data set absent, or the runs it
-    reads not stored), or None if it can."""
-    if isinstance(cfg, train.Config) and cfg.dataset != "synthetic" and not data.available(cfg.dataset):
+    reads not stored), or None if it can. ``available``: data.available, or a cached copy of it."""
+    available = available or data.available
+    if isinstance(cfg, train.Config) and cfg.dataset != "synthetic" and not available(cfg.dataset):
         return f"data set {cfg.dataset!r} not on this machine (python -m biaslearn.data download {cfg.dataset})"
     if isinstance(cfg, multitask.SwapConfig):
         absent = [c for c in cfg.runs if not results.path(c, root).exists()]
         if absent:
             return f"{len(absent)} bias-only runs it swaps are not stored"
-        return next(filter(None, (ready(c, root) for c in cfg.runs)), None)
+        return next(filter(None, (ready(c, root, available) for c in cfg.runs)), None)
     return None
 
 
@@ -112,8 +114,10 @@ def collect(preset: str, scale: str = "paper", seeds=None, results_dir=None, com
     # A terminal gets progress bars; a notebook (papermill, jupyter-execute) one line per computed run.
     bars = progress and sys.stderr.isatty()
     bar = tqdm(total=len(todo), desc=preset, disable=not (bars and todo))
+    available = functools.cache(data.available)  # a data set's checksums, verified once per collect
     for cfg in cfgs:
-        reason = ready(cfg, results_dir) or (None if compute else "compute is off")
+        stored = results.path(cfg, results_dir).exists()
+        reason = None if stored else ready(cfg, results_dir, available) or (None if compute else "compute is off")
         r = run(cfg, results_dir, compute=compute and reason is None, device=device, progress=bars)
         if r is not None:
             _check_metrics(cfg, r, results_dir)
