@@ -1,5 +1,6 @@
 """RNN training on time series: the config's checks, what each mode learns, the ridge readout, the
-free run, a learning floor on a tiny problem, runs through experiments.run, the presets, and the
+linear baseline (mode "linear") and the skill relative to persistence, the free run, a learning floor
+on a tiny problem, runs through experiments.run, the presets (stored keys unchanged), and the
 selection table the chapters show. (That the chosen rates are the stored validation winners is
 checked in tests/test_presets.py.)"""
 import dataclasses
