@@ -62,6 +62,7 @@ endif
 
 # One chapter for other seeds, computing the runs missing from results/ (scale paper unless SCALE=quick):
 #   make rerun CHAPTER=recurrent SEEDS="7 8"      -> _build/reproduce/recurrent-seeds-7-8.ipynb
+# (SCALE=quick stores its runs in _build/results-quick, never among the book's paper-scale runs)
 CHAPTER ?=
 SCALE   ?= paper
 empty   :=
@@ -72,7 +73,7 @@ rerun: venv
 	mkdir -p _build/reproduce
 	$(VENV)/bin/papermill --no-progress-bar --cwd book book/$(CHAPTER).ipynb \
 	  _build/reproduce/$(CHAPTER)-seeds-$(subst $(space),-,$(strip $(SEEDS))).ipynb \
-	  -y "{seeds: [$(subst $(space),$(comma),$(strip $(SEEDS)))], scale: $(SCALE), compute: true}"
+	  -y "{seeds: [$(subst $(space),$(comma),$(strip $(SEEDS)))], scale: $(SCALE), compute: true$(if $(filter quick,$(SCALE)),$(comma) results_dir: ../_build/results-quick)}"
 
 clean:
 	rm -rf _build

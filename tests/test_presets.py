@@ -137,3 +137,14 @@ def test_every_stored_result_holds_its_types_required_metrics():
     for r in results.stored():
         cfg = experiments.config_of(r)
         assert set(experiments.REQUIRED[type(cfg)]) <= set(r["metrics"]), r["file"]
+
+
+def test_figure_1s_folder_holds_only_figure_1s_rates():
+    """Runs at a tuned rate live in results/feedforward_tuned, so Figure 1's claims (and the width chapter's
+    point at 32,000) never count them."""
+    from biaslearn import experiments, results
+    for r in results.stored("feedforward"):
+        cfg = experiments.config_of(r)
+        assert cfg.lr == ps.LR[cfg.mode], r["file"]
+    assert all(c.experiment == ("feedforward" if c.lr == ps.LR[c.mode] else "feedforward_tuned")
+               for c in ps.feedforward_tuned("paper"))
