@@ -77,7 +77,7 @@ def test_collect_computes_missing_runs_then_loads_them(tmp_path):
     assert list(df["n_hidden"]) == [20, 50, 20, 50] and (df["sup_error"] > 0).all()
     again = collect("theory_rnn", "quick", seeds=[0], results_dir=tmp_path, progress=False)
     assert again["sup_error"].tolist() == df["sup_error"].tolist()
-    assert df.attrs["command"] == "python -m biaslearn.experiments theory_rnn --scale quick --seeds 0"
+    assert df.attrs["command"] == f"python -m biaslearn.experiments theory_rnn --scale quick --seeds 0 --results-dir {tmp_path}"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -117,7 +117,7 @@ def test_a_bare_int_seed_is_one_seed_and_the_results_folder_is_made_when_computi
     report.check_parameters(namespace, extra=["datasets"])
     assert namespace["seeds"] == [7] and (tmp_path / "new").is_dir()
     (tmp_path / "file").write_text("")
-    with pytest.raises(ValueError, match="cannot write results into"):
+    with pytest.raises(ValueError, match="parameter results_dir: results folder .* cannot be created or written"):
         report.check_parameters(dict(namespace, results_dir=str(tmp_path / "file" / "sub")), extra=["datasets"])
 
 

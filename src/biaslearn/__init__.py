@@ -16,5 +16,7 @@ def __getattr__(name):
         return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
     try:
         return importlib.import_module(f".{name}", __name__)
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.{name}":
+            raise  # a package the submodule needs is missing: say so
         raise AttributeError(f"module 'biaslearn' has no attribute {name!r}") from None

@@ -132,17 +132,19 @@ def collect(preset: str, scale: str = "paper", seeds=None, results_dir=None, com
     bar.close()
     df = pd.DataFrame(rows)
     df.attrs.update(preset=preset, scale=scale, seeds=None if seeds is None else list(seeds), options=options,
-                    command=command(preset, scale, seeds, **options), why_missing=why)
+                    command=command(preset, scale, seeds, results_dir, **options), why_missing=why)
     return df
 
 
-def command(preset: str, scale: str = "paper", seeds=None, **options) -> str:
-    """The shell command that computes a preset's runs."""
+def command(preset: str, scale: str = "paper", seeds=None, results_dir=None, **options) -> str:
+    """The shell command that computes a preset's runs (into ``results_dir`` if it is not the default)."""
     import shlex
 
     parts = ["python", "-m", "biaslearn.experiments", preset, "--scale", scale]
     if seeds is not None:
         parts += ["--seeds", *map(str, seeds)]
+    if results_dir is not None:
+        parts += ["--results-dir", str(results_dir)]
     for k, v in options.items():
         if v:
             parts += [f"--{k}", *map(str, v)]
@@ -161,7 +163,7 @@ def main(argv=None):
     ap.add_argument("--widths", type=int, nargs="+", default=None, help="only these widths")
     ap.add_argument("--device", default="auto")
     from . import launch
-    launch.add_arguments(ap)  # --executor {inline,local,slurm} and the job options
+    launch.add_arguments(ap, results_dir=True)  # --results-dir, --executor {inline,local,slurm} and the job options
     a = ap.parse_args(argv)
     options = {k: v for k, v in dict(datasets=a.datasets, modes=a.modes, widths=a.widths).items() if v}
     try:
@@ -175,12 +177,13 @@ def main(argv=None):
         if code:
             raise SystemExit(code)
         return
+    available = functools.cache(data.available)
     for cfg in tqdm(cfgs, desc=a.preset):
-        reason = ready(cfg)
+        reason = ready(cfg, a.results_dir, available)
         if reason:
             tqdm.write(f"skipped {cfg}: {reason}")
             continue
-        r = run(cfg, device=a.device)
+        r = run(cfg, a.results_dir, device=a.device)
         tqdm.write(f"{cfg}: {r['metrics']}, {r['provenance']['wall_seconds']:.0f} s")
 
 

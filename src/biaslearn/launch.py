@@ -292,16 +292,6 @@ def slurm_states(job_ids) -> dict[str, str]:
     return states
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def job_state(rec: dict, slurm: dict | None = None) -> tuple[str, str]:
     """("active" | "finished" | "unknown", detail) of a recorded job: its outcome pickle if written, else the
     scheduler's state (sacct/squeue) on Slurm, or whether its process lives for a local job."""
@@ -322,7 +312,7 @@ def job_state(rec: dict, slurm: dict | None = None) -> tuple[str, str]:
         return ("active" if state.split()[0] in ACTIVE else "finished"), state
     if rec.get("host") != socket.gethostname():
         return "unknown", f"a local job on {rec.get('host')}"
-    return ("active", "running") if _alive(int(rec["job_id"])) else ("finished", "its process ended without an outcome")
+    return ("active", "running") if results._alive(int(rec["job_id"])) else ("finished", "its process ended without an outcome")
 
 
 def tail(path, lines: int = 20) -> str:
@@ -412,7 +402,7 @@ def _executor(kind: str, folder: Path, res: Resources, preset: str, partition=No
         gpu = dict(gpus_per_node=1, visible_gpus=[visible_gpu]) if res.gpus and visible_gpu is not None else \
             dict(gpus_per_node=0)  # no GPU: CUDA_VISIBLE_DEVICES is empty in the job
         # no scheduler to fit: a local job stops only when its lock would count as stale (a hung run)
-        ex.update_parameters(timeout_min=int(results.LOCK_MAX_AGE_HOURS * 60), **gpu,
+        ex.update_parameters(timeout_min=int(results._lock_max_age() / 60), **gpu,
                              **({"setup": list(setup)} if setup else {}))
         return ex
     ex = submitit.AutoExecutor(folder=folder, cluster="slurm", **({"slurm_python": python} if python else {}))

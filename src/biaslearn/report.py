@@ -157,15 +157,10 @@ def check_parameters(namespace: dict, extra=()) -> None:
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise ValueError(f"parameter results_dir={root!r}: give a folder path, or None for the repository's results/")
     if namespace["compute"]:
-        from .results import results_dir
-        folder = results_dir(root)
+        from .results import ResultError, _writable, results_dir
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as e:
-            raise ValueError(f"parameter results_dir: cannot write results into {folder} ({e.strerror or e}); "
-                             "give a writable folder") from None
+            _writable(results_dir(root))
+        except ResultError as e:
+            raise ValueError(f"parameter results_dir: {e}") from None
     elif root is not None and not Path(root).is_dir():
         raise ValueError(f"parameter results_dir={root!r}: no such folder (with compute false nothing would be read)")

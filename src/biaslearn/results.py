@@ -423,7 +423,10 @@ def verify(sample: int = 1, max_seconds: float = 60.0, root=None, experiments=No
     import torch
     from tqdm.auto import tqdm
 
+    from . import data
     from . import experiments as ex
+
+    available = functools.cache(data.available)  # each data set's checksums verified once
 
     folders = sorted(p.name for p in results_dir(root).iterdir() if p.is_dir())
     report = []
@@ -432,10 +435,10 @@ def verify(sample: int = 1, max_seconds: float = 60.0, root=None, experiments=No
         if not runs:
             continue
         cheap = [r for r in runs if r["provenance"]["wall_seconds"] <= max_seconds]
-        doable = [r for r in cheap if ex.ready(ex.config_of(r), root) is None]
+        doable = [r for r in cheap if ex.ready(ex.config_of(r), root, available) is None]
         if not doable:
             why = (f"its cheapest run took {runs[0]['provenance']['wall_seconds']:.0f} s > {max_seconds:g} s"
-                   if not cheap else ex.ready(ex.config_of(cheap[0]), root))
+                   if not cheap else ex.ready(ex.config_of(cheap[0]), root, available))
             report.append({"experiment": name, "file": None, "status": "skipped", "detail": why})
             continue
         for r in tqdm(doable[:sample], desc=f"verify {name}", disable=not progress, leave=False):
