@@ -7,7 +7,7 @@ Chromium (Debian's /usr/bin/chromium, driven by Playwright, whose own browser do
 used), and checks on each page that
   - every <img> has loaded (complete, naturalWidth > 0);
   - where the page has math, MathJax ran from the book's own copy and typeset it without errors;
-  - no cell output is an error or a traceback;
+  - no cell output is an error or a traceback, and no Markdown table is left as raw text;
   - every relative link and every resource the page loads answers 200 (and #anchors exist);
   - the page raises no JavaScript exception.
   - every figure's cell (or the next) prints its provenance: which runs it shows, with their
@@ -129,6 +129,8 @@ def check_page(context, base: str, page: str, shots: Path) -> tuple[list[str], l
     text = p.locator("main").inner_text() if p.locator("main").count() else p.inner_text("body")
     if "Traceback (most recent call last)" in text:
         fail.append("a traceback is printed on the page")
+    if "|---|" in text or "| claim | the paper says |" in text:
+        fail.append("a Markdown table is shown as raw text (nb_render_markdown_format must be myst)")
 
     # Links: every relative href resolves (200), and its #anchor exists.
     hrefs = p.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
