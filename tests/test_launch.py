@@ -87,14 +87,29 @@ def test_time_limit_from_the_longest_stored_run(dirs):
     r = launch.resources("theory_rnn", "quick", root, margin=2.0)
     assert r.minutes == math.ceil(300 * 2 / 60 + launch.TIME_EXTRA_MINUTES) == 20
     assert r.why["time"].startswith("measured: longest of 2 stored runs 5.0 min")
-    assert (r.cpus, r.gpus) == (2, 0) and r.mem_gb == math.ceil(launch.QUICK["mem_gb"] * launch.MEM_MARGIN)
+    assert (r.cpus, r.gpus) == (2, 0) and r.why["mem"].startswith("measured: largest peak memory of 2 stored runs")
+
+
+def test_memory_from_the_measured_peak_of_stored_runs(dirs, monkeypatch):
+    """Every new run records its process's peak memory; a preset's jobs ask for the largest, with the margin."""
+    root, _ = dirs
+    cfgs = PRESETS["theory_rnn"].configs("quick", [0])
+    for cfg, mb in zip(cfgs, (1000.0, 3000.0)):
+        monkeypatch.setattr(results, "peak_rss_mb", lambda mb=mb: mb)
+        _store(cfg, root)
+        assert results.read(results.path(cfg, root))["provenance"]["peak_rss_mb"] == mb
+    r = launch.resources("theory_rnn", "quick", root)
+    assert r.mem_gb == math.ceil(3000 / 1024 * launch.MEM_MARGIN)
+    assert r.why["mem"].startswith("measured: largest peak memory of 2 stored runs, 2.9 GB")
+    assert launch.resources("theory_rnn", "quick", root, mem_gb=7).mem_gb == math.ceil(7 * launch.MEM_MARGIN)
 
 
 def test_paper_resources_of_a_gpu_preset():
     r = launch.resources("feedforward", "paper", gpus=1)
     wall, n = launch.longest("feedforward", "paper", [results.results_dir(results.ROOT / "results")])
     assert n > 0 and r.minutes == math.ceil(wall * launch.TIME_MARGIN / 60 + launch.TIME_EXTRA_MINUTES)
-    assert r.mem_gb == math.ceil(9.5 * launch.MEM_MARGIN) and r.gpus == 1 and r.cpus == 4
+    measured, _ = launch.peak("feedforward", "paper", [results.results_dir(results.ROOT / "results")])
+    assert r.mem_gb == math.ceil((measured / 1024 if measured else 9.5) * launch.MEM_MARGIN) and r.gpus == 1 and r.cpus == 4
     assert launch.resources("theory_width", "paper", gpus=1).gpus == 0  # too small to gain from a GPU
 
 
@@ -157,6 +172,7 @@ def test_slurm_submission_script_resources_and_command(dirs, slurm, monkeypatch)
     root, logs = dirs
     monkeypatch.setenv("BIASLEARN_DATA", "/data/sets")
     cfgs = PRESETS["theory_rnn"].configs("quick", [0])
+    monkeypatch.setattr(results, "peak_rss_mb", lambda: 2000.0)                  # its measured peak: 3 GB asked
     _store(cfgs[0], root)                                                        # stored: skipped
     lock = results.path(cfgs[1], root).with_suffix(".lock")
     assert results._try_lock(lock)                                               # in flight (this process): skipped

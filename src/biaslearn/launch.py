@@ -13,9 +13,9 @@ by a live process) or queued as a job of an earlier submission are skipped, as a
 compute (a data set absent: ``experiments.ready``).
 
 Resources, per preset (``resources``): CPUs and a GPU from ESTIMATES (a GPU only for presets whose runs use
-one, and only when ``--gpus`` asks for it); memory from ESTIMATES, an *estimate* of the peak of the preset's
-largest run (the stored results do not hold peak memory yet; each job reports its own peak in its log and
-return value, ``peak_rss_mb``), times MEM_MARGIN; the time limit from the *measured* wall times: the longest
+one, and only when ``--gpus`` asks for it); memory from the *measured* peak: the largest ``peak_rss_mb`` in the
+provenance of the preset's stored runs (recorded since 2026-12-01), else ESTIMATES, an *estimate* of the peak
+of the preset's largest run, times MEM_MARGIN; the time limit from the *measured* wall times: the longest
 stored run of the preset, times TIME_MARGIN, plus TIME_EXTRA_MINUTES.
 
 Job files (submitit's pickles, the sbatch scripts, each job's stdout/stderr) go to ``<log dir>/<preset>/``
@@ -55,7 +55,8 @@ MAX_ARRAY = 1000           # Slurm's default MaxArraySize is 1001: larger submis
 ACTIVE = ("PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING", "COMPLETING", "REQUEUE_HOLD",
           "REQUEUE_FED", "SIGNALING", "STAGE_OUT")  # sacct/squeue states of a job that may still write its result
 
-# The stored runs' peak memory is not recorded: these are estimates, each with its source. "bench" is
+# Runs stored before 2026-12-01 do not record their peak memory: for presets without a measured peak, these
+# estimates, each with its source. "bench" is
 # book/bench.json (make bench): the bias-only fast path at width 32,000 over 60,000 cached rows of float32
 # (7.2 GB of cache) peaked at 8.3 GB, so 1.1 GB besides the cache; the plain and fully trained networks at 1.2
 # and 1.4 GB. A cached run holds (training + evaluation rows) x width x bytes; every data set has 60,000
@@ -164,6 +165,21 @@ def longest(preset: str, scale: str = "paper", roots=(None,), cfgs=()) -> tuple[
     return (max(walls.values()) if walls else None), len(walls)
 
 
+def peak(preset: str, scale: str = "paper", roots=(None,), cfgs=()) -> tuple[float | None, int]:
+    """The largest stored peak resident memory (MB, provenance "peak_rss_mb") among the preset's runs at
+    ``scale`` in any of ``roots``, and how many stored runs recorded one (runs stored before it was recorded: 0)."""
+    peaks = {}
+    for cfg in [*PRESETS[preset].configs(scale), *cfgs]:
+        for root in roots:
+            p = results.path(cfg, root)
+            if p.exists():
+                mb = results.read(p, arrays=False)["provenance"].get("peak_rss_mb")
+                if mb:
+                    peaks[results.key(cfg)] = mb
+                break
+    return (max(peaks.values()) if peaks else None), len(peaks)
+
+
 def resources(preset: str, scale: str = "paper", results_dir=None, gpus: int = 0, cpus: int | None = None,
               mem_gb: float | None = None, margin: float = TIME_MARGIN, cfgs=()) -> Resources:
     """What one job of ``preset`` asks for (see the module's docstring). The stored wall times are looked up in
@@ -181,9 +197,15 @@ def resources(preset: str, scale: str = "paper", results_dir=None, gpus: int = 0
     else:
         minutes = QUICK["minutes"] if scale == "quick" else DEFAULT_MINUTES
         time_why = f"estimate: no {scale} run of {preset} stored to time"
-    mem = mem_gb if mem_gb is not None else (QUICK["mem_gb"] if scale == "quick" else est.mem_gb)
-    mem_why = ("given" if mem_gb is not None else
-               "estimate: scale quick, tiny runs" if scale == "quick" else est.source) + f", x {MEM_MARGIN:g}"
+    measured, n_mem = peak(preset, scale, roots, cfgs)
+    if mem_gb is not None:
+        mem, mem_why = mem_gb, "given"
+    elif measured:
+        mem, mem_why = measured / 1024, f"measured: largest peak memory of {n_mem} stored runs, {measured / 1024:.1f} GB"
+    else:
+        mem = QUICK["mem_gb"] if scale == "quick" else est.mem_gb
+        mem_why = "estimate: scale quick, tiny runs" if scale == "quick" else est.source
+    mem_why += f", x {MEM_MARGIN:g}"
     return Resources(cpus=cpus or est.cpus, mem_gb=math.ceil(mem * MEM_MARGIN), minutes=minutes,
                      gpus=gpus if est.gpu else 0, why={"mem": mem_why, "time": time_why})
 

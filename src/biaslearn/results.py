@@ -224,8 +224,21 @@ def provenance(wall_seconds: float, device: str) -> dict:
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
         "wall_seconds": round(wall_seconds, 2),
+        "peak_rss_mb": peak_rss_mb(),  # the process's peak so far: the run's own in a one-run job, else an upper bound
+        "peak_device_mb": (round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
+                           if str(device).startswith("cuda") else None),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def peak_rss_mb() -> float | None:
+    """The peak resident memory of this process so far (MB), where the platform says (Linux: ru_maxrss in kB)."""
+    try:
+        import resource
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except (ImportError, OSError):
+        return None
+    return round(kb / (1024 ** 2 if sys.platform == "darwin" else 1024), 1)
 
 
 def cached(config, fn, root=None, compute: bool = True) -> dict | None:
