@@ -42,7 +42,35 @@ def missing(df) -> str:
              f"built this page{': ' + '; '.join(reasons) if reasons else ''}):"]
     lines += [f"  {k}: seeds {sorted(v)}" for k, v in by.items()]
     lines += ["Compute them with:", "  " + df.attrs.get("command", "python -m biaslearn.experiments ...")]
-    return "\n".join(lines)
+    return wrap("\n".join(lines))
+
+
+WIDTH = 100  # characters: a printed line no wider than this does not wrap on the page
+
+
+def wrap(text: str, width: int = WIDTH) -> str:
+    """Text folded to ``width`` characters per line; a shell command ("  python ...") is folded with " \\"
+    continuations, so it can still be pasted."""
+    import textwrap
+
+    out = []
+    for line in str(text).splitlines() or [""]:
+        if len(line) <= width:
+            out.append(line)
+        elif line.lstrip().startswith("python "):
+            indent = line[:len(line) - len(line.lstrip())]
+            parts = textwrap.wrap(line.strip(), width - len(indent) - 6, break_on_hyphens=False, break_long_words=False)
+            out.append(" \\\n".join(indent + ("    " if k else "") + p for k, p in enumerate(parts)))
+        else:
+            indent = line[:len(line) - len(line.lstrip())]
+            out.append(textwrap.fill(line, width, subsequent_indent=indent, break_on_hyphens=False,
+                                     break_long_words=False))
+    return "\n".join(out)
+
+
+def say(*parts) -> None:
+    """print(), folded to WIDTH characters a line (chapters print notes with it)."""
+    print(wrap(" ".join(map(str, parts))))
 
 
 def summary(values) -> tuple[float, float, int]:
@@ -104,14 +132,14 @@ def provenance(runs) -> str:
         threads.setdefault(hardware(p), set()).add(p["threads"])
     where = "; ".join(f"{h}, {'/'.join(map(str, sorted(t)))} threads" for h, t in sorted(threads.items()))
     wall = sum(p["wall_seconds"] for p in done)
-    return (f"{len(done)} runs, seeds {seeds}; code at commit {commits}"
-            + (f" ({dirty} of them with uncommitted changes to src/)" if dirty else "")
-            + f"; {where}; {wall / 60:.1f} min of training in all.")
+    return wrap(f"{len(done)} runs, seeds {seeds}; code at commit {commits}"
+                + (f" ({dirty} of them with uncommitted changes to src/)" if dirty else "")
+                + f"; {where}; {wall / 60:.1f} min of training in all.")
 
 
 def built_here(what: str) -> str:
     """The caption line of a figure that shows no stored run: it is computed by the page itself."""
-    return f"Computed while this page was built, from {what}; no stored runs."
+    return wrap(f"Computed while this page was built, from {what}; no stored runs.")
 
 
 def hardware(p: dict) -> str:
