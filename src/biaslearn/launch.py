@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -40,7 +41,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from . import experiments, results
+from . import data, experiments, results
 from .data import PAPER_TASKS
 from .presets import PRESETS, SCALE_NAMES
 
@@ -352,17 +353,6 @@ def _lock(cfg, root) -> dict | None:
     return None if info is None or results._stale(info) else info
 
 
-def _ready(cfg, root, memo: dict) -> str | None:
-    """experiments.ready, its check of a data set (a checksum of its files) made once per data set."""
-    from . import train
-
-    if isinstance(cfg, train.Config):
-        if cfg.dataset not in memo:
-            memo[cfg.dataset] = experiments.ready(cfg, root)
-        return memo[cfg.dataset]
-    return experiments.ready(cfg, root)
-
-
 # --- Plan, submit, status ----------------------------------------------------------------------------------
 
 def status(preset: str, scale: str = "paper", seeds=None, results_dir=None, logs=None, **options) -> list[dict]:
@@ -374,7 +364,7 @@ def status(preset: str, scale: str = "paper", seeds=None, results_dir=None, logs
     recs = _records(log_dir(logs))
     mine = {results.key(c): recs.get((str(root), results.key(c))) for c in cfgs}
     slurm = slurm_states([r["job_id"] for r in mine.values() if r and r["executor"] == "slurm"])
-    rows, memo = [], {}
+    rows, available = [], functools.cache(data.available)  # a data set's checksums verified once
     for cfg in cfgs:
         rec = mine[results.key(cfg)]
         row = {"file": str(results.path(cfg, root).relative_to(root)), "job": rec and rec["job_id"],
@@ -393,7 +383,7 @@ def status(preset: str, scale: str = "paper", seeds=None, results_dir=None, logs
             row |= {"state": "failed", "detail": f"finished without storing its result in {root}"
                     if detail == "finished" else detail}
         else:
-            why = _ready(cfg, root, memo)
+            why = experiments.ready(cfg, root, available)
             row |= {"state": "missing", "why": why, "detail": (f"job {rec['job_id']} {detail}; " if rec else "") +
                     (why or "not submitted")}
         rows.append(row)

@@ -88,6 +88,12 @@ def evaluate(w, c, a, x=GRID, act: str = "relu") -> np.ndarray:
     return ACT_NP[act](np.outer(x, w) + c) @ a
 
 
+def units(n_hidden: int, seed: int) -> np.ndarray:
+    """The (w_in, w_out) of every unit of a random 1-D network, (n_hidden, 2) float64, weights U[-R, R]."""
+    return np.stack([nets.draw((n_hidden,), seed, name, "uniform", R).numpy().astype(np.float64)
+                     for name in ("W_in", "W_out")], -1)
+
+
 def match(n_hidden: int, eps: float, seed: int, m: int = 16, act: str = "relu",
           off_bias: float = -2 * R, x=GRID) -> dict:
     """The proof's construction on one random network of width n_hidden.
@@ -98,8 +104,7 @@ def match(n_hidden: int, eps: float, seed: int, m: int = 16, act: str = "relu",
     ReLU unit on [-1, 1], since |w_in x| <= R there.
     """
     w, c, a = small_network(m, act, x)
-    w_in = nets.draw((n_hidden,), seed, "W_in", "uniform", R).numpy().astype(np.float64)
-    w_out = nets.draw((n_hidden,), seed, "W_out", "uniform", R).numpy().astype(np.float64)
+    w_in, w_out = units(n_hidden, seed).T
     b = np.full(n_hidden, float(off_bias))
     free = np.ones(n_hidden, bool)
     for i in range(m):
@@ -323,8 +328,7 @@ def bound_run(cfg) -> dict:
     small = np.c_[w, a]
     n_star, dist, copy_err, sup_err = (np.full(cfg.draws, np.nan) for _ in range(4))
     for k in range(cfg.draws):
-        theta = np.stack([nets.draw((cfg.n_hidden,), cfg.seed + k, name, "uniform", R).numpy().astype(np.float64)
-                          for name in ("W_in", "W_out")], -1)  # (n_hidden, 2): the units of ``match``'s networks
+        theta = units(cfg.n_hidden, cfg.seed + k)  # (n_hidden, 2): the units of ``match``'s networks
         n, j = partners(theta, small, cfg.eps)
         if n is not None:
             n_star[k], dist[k] = n, np.abs(theta[j] - small).max()
