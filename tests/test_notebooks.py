@@ -131,4 +131,5 @@ def test_computing_with_the_data_absent_lists_the_runs_instead_of_crashing(tmp_p
                         kernel_name="python3", parameters={"seeds": [0], "scale": "quick", "compute": True,
                                                            "results_dir": str(tmp_path / "results"), "datasets": ["mnist"]})
     text = "".join("".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", []))
+    text = " ".join(text.split())  # notes are folded to the page's width
     assert "data set 'mnist' not on this machine (python -m biaslearn.data download mnist)" in text

@@ -42,7 +42,7 @@ def missing(df) -> str:
              f"built this page{': ' + '; '.join(reasons) if reasons else ''}):"]
     lines += [f"  {k}: seeds {sorted(v)}" for k, v in by.items()]
     lines += ["Compute them with:", "  " + df.attrs.get("command", "python -m biaslearn.experiments ...")]
-    return wrap("\n".join(lines))
+    return "\n".join(lines)
 
 
 WIDTH = 100  # characters: a printed line no wider than this does not wrap on the page
@@ -132,14 +132,14 @@ def provenance(runs) -> str:
         threads.setdefault(hardware(p), set()).add(p["threads"])
     where = "; ".join(f"{h}, {'/'.join(map(str, sorted(t)))} threads" for h, t in sorted(threads.items()))
     wall = sum(p["wall_seconds"] for p in done)
-    return wrap(f"{len(done)} runs, seeds {seeds}; code at commit {commits}"
-                + (f" ({dirty} of them with uncommitted changes to src/)" if dirty else "")
-                + f"; {where}; {wall / 60:.1f} min of training in all.")
+    return (f"{len(done)} runs, seeds {seeds}; code at commit {commits}"
+            + (f" ({dirty} of them with uncommitted changes to src/)" if dirty else "")
+            + f"; {where}; {wall / 60:.1f} min of training in all.")
 
 
 def built_here(what: str) -> str:
     """The caption line of a figure that shows no stored run: it is computed by the page itself."""
-    return wrap(f"Computed while this page was built, from {what}; no stored runs.")
+    return f"Computed while this page was built, from {what}; no stored runs."
 
 
 def hardware(p: dict) -> str:
