@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make book` and `make test`.
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
-CHAPTERS := theory feedforward width recurrent lorenz
+CHAPTERS := theory feedforward width multitask recurrent lorenz generation tasks
 SEEDS   ?= 0 1 2 3 4
 
 # Local copies of the data sets: ../shared/data on the project's machines, if present.

@@ -290,9 +290,28 @@ def test_gain(tmp_path):
     assert claims.verdict(dict(claim, rule=dict(claim["rule"], at=5000)), tmp_path)["verdict"] == claims.NOT_RUN
 
 
+def test_each(tmp_path):
+    """At every x of `at`: the median (or mean) within the bounds; max_spread bounds the largest minus smallest."""
+    claim = dict(MIN, where={}, rule={"kind": "each", "metric": "r2", "x": "gain", "at": [0.5, 0.9], "stat": "median",
+                                      "max": 0.5})
+    for s, (a, b) in enumerate([(0.1, 0.2), (0.2, 0.9), (-1e9, 0.3)]):  # a huge outlier: the median ignores it
+        store(tmp_path, "lz", f"a{s}", {"gain": 0.5}, {"r2": a}, seed=s)
+        store(tmp_path, "lz", f"b{s}", {"gain": 0.9}, {"r2": b}, seed=s)
+    store(tmp_path, "lz", "c", {"gain": 1.5}, {"r2": 0.99})             # not in `at`: not judged
+    v = claims.verdict(claim, tmp_path)
+    assert v["verdict"] == claims.HOLDS and "median r2 0.1, 0.3 at gain = [0.5, 0.9] (n = [3, 3]" in v["measured"]
+    assert claims.verdict(dict(claim, rule=dict(claim["rule"], stat="mean")), tmp_path)["verdict"] == claims.HOLDS
+    assert claims.verdict(dict(claim, rule=dict(claim["rule"], max=0.2)), tmp_path)["verdict"] == claims.FAILS
+    flat = dict(claim["rule"], max=1.0, min=0.0, max_spread=0.1)           # spread 0.2 > 0.1
+    assert claims.verdict(dict(claim, rule=flat), tmp_path)["verdict"] == claims.FAILS
+    assert claims.verdict(dict(claim, rule=dict(flat, max_spread=0.25)), tmp_path)["verdict"] == claims.HOLDS
+    assert claims.verdict(dict(claim, rule=dict(flat, at=[0.5, 2.0])), tmp_path)["verdict"] == claims.NOT_RUN
+
+
 def test_every_rule_kind_is_tested_both_ways():
     """Each kind of rule in claims.RULES has a test above that reaches "holds" and "does not hold"."""
-    tested = {"gap", "trend", "min", "within", "below", "beats", "beats_runs", "matched", "gain"}
+    tested = {"gap", "trend", "min", "within", "below", "beats", "beats_runs", "matched", "gain", "each",
+              "diagonal"}  # diagonal: tests/test_multitask.py::test_diagonal_rule_reaches_both_verdicts
     assert set(claims.RULES) == tested, "a new rule kind needs a test of both outcomes here"
 
 

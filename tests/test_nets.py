@@ -1,6 +1,7 @@
 """The networks: what is learned, what is frozen, how weights are drawn, and the fast path."""
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -86,6 +87,35 @@ def test_mask_is_hard_forward_and_learns_only_scores():
     torch.testing.assert_close(model(x), h @ model.W_out.T)
     F.cross_entropy(model(x), torch.randint(0, 10, (8,))).backward()
     assert model.s.grad.abs().sum() > 0  # switched-off units still get a gradient (straight-through)
+
+
+def test_soft_mask_is_a_sigmoid_of_slope_and_training_ends_hard(tmp_path):
+    """slope > 0: the gate is sigmoid(slope * s) (gradient through it); slope 0: the hard mask. A soft-mask
+    run's schedule ends at the configured slope and its test score uses the hard mask."""
+    model = nets.RandomMLP(20, 64, 10, "mask", seed=1)
+    with torch.no_grad():
+        model.s[::2] = -0.05
+    model.slope = 50.0
+    torch.testing.assert_close(model.gate(), torch.sigmoid(50.0 * model.s))
+    model.slope = 0.0
+    torch.testing.assert_close(model.gate().detach(), (model.s > 0).float())
+    cfg = train.Config(dataset="synthetic", mode="mask", n_hidden=32, epochs=2, lr=1e-2, mask_slope=200.0)
+    seen = []
+    real = nets.RandomMLP.head
+
+    def spy(self, pre):
+        seen.append(self.slope)
+        return real(self, pre)
+    nets.RandomMLP.head = spy
+    try:
+        r = train.train(cfg, progress=False)
+    finally:
+        nets.RandomMLP.head = real
+    steps = [v for v in seen if v > 0]
+    assert steps[0] == 1.0 and abs(steps[-1] - 200.0) < 1e-9 and all(a < b for a, b in zip(steps, steps[1:]))
+    assert seen[-1] == 0.0  # the last evaluation: hard mask
+    assert r["metrics"]["active_fraction"] == pytest.approx(
+        float(np.mean(np.unpackbits(r["arrays"]["active"])[:32].astype(bool))))
 
 
 def test_rerun_keeps_weights_and_redraws_the_learned_vector():
@@ -294,3 +324,27 @@ def test_training_timings_wait_for_the_device(monkeypatch):
     monkeypatch.setattr(runtime, "sync", lambda dev: calls.append(str(dev)))
     out = train.train(train.Config(dataset="synthetic", n_hidden=64, epochs=2, n_train=500), "cpu", progress=False)
     assert calls == ["cpu"] * (2 + 2 * 2) and len(out["curve"]["seconds"]) == 2
+
+
+@pytest.mark.parametrize("mode, extra", [("full", {}), ("bias", {}), ("mask", {"mask_slope": 50.0})])
+def test_a_stopped_run_goes_on_from_its_checkpoint_with_the_same_numbers(tmp_path, monkeypatch, mode, extra):
+    cfg = train.Config(dataset="synthetic", mode=mode, n_hidden=16, epochs=3, lr=1e-2, **extra)
+    whole = train.train(cfg, progress=False)
+    ck, real = tmp_path / "run.partial.pt", train._save_checkpoint
+
+    def save_then_stop(*args, **kwargs):  # the process is killed right after epoch 1's checkpoint
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train.train(cfg, progress=False, checkpoint=ck)
+    monkeypatch.setattr(train, "_save_checkpoint", real)
+    assert ck.exists()
+    with pytest.raises(ValueError, match="belongs to another config"):
+        train.train(cfg.replace(lr=3e-2), progress=False, checkpoint=ck)
+    resumed = train.train(cfg, progress=False, checkpoint=ck)
+    assert resumed["curve"]["eval_acc"] == whole["curve"]["eval_acc"]
+    assert resumed["curve"]["train_loss"] == whole["curve"]["train_loss"]
+    assert resumed["metrics"]["eval_loss"] == whole["metrics"]["eval_loss"]
+    np.testing.assert_array_equal(resumed["arrays"]["pred"], whole["arrays"]["pred"])
+    assert resumed["prior_seconds"] > 0 and whole["prior_seconds"] == 0 and not ck.exists()

@@ -43,7 +43,7 @@ def test_winners_pick_the_best_stored_run_per_key():
 @pytest.mark.parametrize("name", sorted(ps.PRESETS))
 def test_every_preset_has_a_quick_scale_and_says_what_it_serves(name):
     p = ps.PRESETS[name]
-    assert p.configs("quick") and p.figure and p.chapter in {"feedforward", "width", "recurrent", "lorenz", "theory"}
+    assert p.configs("quick") and p.figure and p.chapter in {"feedforward", "width", "recurrent", "lorenz", "theory", "generation", "multitask", "tasks"}
 
 
 def test_preset_options_are_checked_before_any_work():

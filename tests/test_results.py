@@ -24,7 +24,9 @@ def _fake_run(calls):
 
 OTHER = {"experiment": "other", "dataset": "mnist", "mode": "full", "n_hidden": 65, "init": "gaussian",
          "scale": 0.2, "out_bias": True, "seed": 1, "epochs": 2, "batch_size": 128, "optimizer": "sgd",
-         "lr": 0.01, "split": "val", "val_size": 100, "n_train": 301, "cache_dtype": "bfloat16", "rerun": 1}
+         "lr": 0.01, "split": "val", "val_size": 100, "n_train": 301, "cache_dtype": "bfloat16", "rerun": 1, "protocol": "reduced", "eval_set": "dig_mnist",
+         "mask_slope": 200.0}
+NEEDS = {"eval_set": {"protocol": "reduced"}, "mask_slope": {"mode": "mask"}}  # fields valid only beside another
 
 
 def test_key_depends_on_every_field_and_schema(monkeypatch):
@@ -32,7 +34,8 @@ def test_key_depends_on_every_field_and_schema(monkeypatch):
     assert results.key(dataclasses.replace(QUICK)) == k
     assert set(OTHER) == {f.name for f in dataclasses.fields(Config)}
     for name, value in OTHER.items():
-        assert results.key(dataclasses.replace(QUICK, **{name: value})) != k, name
+        base = dataclasses.replace(QUICK, **NEEDS.get(name, {}))
+        assert results.key(dataclasses.replace(base, **{name: value})) != results.key(base), name
     monkeypatch.setattr(results, "SCHEMA", results.SCHEMA + 1)
     assert results.key(QUICK) != k
 

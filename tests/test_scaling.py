@@ -69,3 +69,27 @@ def test_jaccard_and_active_units():
     assert scaling.jaccard(x, y) == pytest.approx(scaling.chance_jaccard(0.9, 0.5), abs=0.005)
     stored = {"arrays": {"active": np.packbits(np.array([1, 0, 1, 1, 0], bool))}}
     assert scaling.active_units(stored, 5).tolist() == [True, False, True, True, False]
+
+
+def test_unit_variances_and_pearson_on_a_hand_built_case():
+    P = np.array([[0.0, 1.0, -5.0], [2.0, 3.0, -5.0]], dtype=np.float32)   # 2 inputs, 3 units
+    v = scaling.unit_variances(P, np.zeros(3, np.float32))
+    np.testing.assert_allclose(v, [1.0, 1.0, 0.0])                          # relu; the third unit is dead
+    np.testing.assert_allclose(scaling.unit_variances(P, np.zeros(3, np.float32), keep=[1, 0, 1]), [1.0, 0, 0])
+    assert scaling.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert scaling.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(scaling.pearson([1, 1, 1], [1, 2, 3]))
+
+
+def test_mask_compare_reads_its_four_runs(tmp_path):
+    from biaslearn import experiments, presets
+    cfg = presets.width_mask_compare("quick", [0], ["synthetic"])[0]
+    assert experiments.ready(cfg, tmp_path) == "4 runs it reads are not stored"
+    for c in cfg.runs:
+        experiments.run(c, tmp_path, progress=False)
+    r = experiments.run(cfg, tmp_path, progress=False)["metrics"]
+    assert set(r["r_var"]) == {"bias_mask", "bias_bias", "mask_mask", "bias_untrained", "mask_untrained"}
+    assert all(-1 <= x <= 1 for x in r["r_var"].values())
+    assert 0 < r["kept"]["mask"] <= 1
+    with pytest.raises(Exception, match="runs: bias and mask"):
+        scaling.MaskCompareConfig(runs=cfg.runs[:3], seed=0)

@@ -261,8 +261,50 @@ def _gain(rule, rs):
     return (FAILS if FAILS in verdicts else HOLDS), "; ".join(parts), used
 
 
+def _diagonal(rule, rs):
+    """`metric` is a dict "a->b" (task a's biases on task b's test set): for every task b of `tasks`, the mean of
+    b->b exceeds the mean of a->b by more than `margin` for every other task a (a swapped-bias matrix)."""
+    k, unit, tasks = rule.get("scale", 1), rule.get("unit", ""), rule["tasks"]
+    parts, verdicts = [], []
+    for b in tasks:
+        own, _ = _mean(rs, f"{rule['metric']}.{b}->{b}")
+        others = {a: _mean(rs, f"{rule['metric']}.{a}->{b}")[0] for a in tasks if a != b}
+        if own is None or any(v is None for v in others.values()):
+            return NOT_RUN, f"no stored run has the {rule['metric']} of every pair of {tasks} (missing on {b})", []
+        margin = own - max(others.values())
+        verdicts.append(HOLDS if margin > rule["margin"] else FAILS)
+        parts.append(f"{report.title(b)}: {margin * k:+.1f} {unit}".replace(" )", ")"))
+    text = (f"own biases minus the best other task's, on each task: " + ", ".join(parts)
+            + f" (n={len(rs)}; needed > {rule['margin'] * k:g} {unit})")
+    return (FAILS if FAILS in verdicts else HOLDS), text, rs
+
+
+def _each(rule, rs):
+    """At EVERY value of config field `x` in `at` (all must be present): the `stat` ("mean", the default, or
+    "median") of `metric` is >= `min` and <= `max` (either may be left out); optional `max_spread`: the largest
+    of those values minus the smallest is <= it (a metric that does not depend on x)."""
+    stat = {"mean": np.mean, "median": np.median}[rule.get("stat", "mean")]
+    vals, ns = {}, {}
+    for x in rule["at"]:
+        v = [metric(r, rule["metric"]) for r in rs if r["config"].get(rule["x"]) == x]
+        v = [u for u in v if u is not None]
+        if v:
+            vals[x], ns[x] = float(stat(v)), len(v)
+    absent = [x for x in rule["at"] if x not in vals]
+    if absent:
+        return NOT_RUN, f"no {rule['metric']} stored at {rule['x']} = {absent}", []
+    ok = all(rule.get("min", -np.inf) <= v <= rule.get("max", np.inf) for v in vals.values())
+    spread = max(vals.values()) - min(vals.values())
+    if "max_spread" in rule:
+        ok = ok and spread <= rule["max_spread"]
+    bounds = " and ".join(f"{k} {rule[k]:g}" for k in ("min", "max", "max_spread") if k in rule)
+    text = (f"{rule.get('stat', 'mean')} {rule['metric']} " + ", ".join(f"{vals[x]:.3g}" for x in rule["at"])
+            + f" at {rule['x']} = {rule['at']} (n = {[ns[x] for x in rule['at']]}; spread {spread:.3g}); needed: {bounds}")
+    return (HOLDS if ok else FAILS), text, [r for r in rs if r["config"].get(rule["x"]) in rule["at"]]
+
+
 RULES = {"gap": _gap, "trend": _trend, "min": _min, "within": _within, "below": _below, "beats": _beats,
-         "beats_runs": _beats_runs, "matched": _matched, "gain": _gain}
+         "beats_runs": _beats_runs, "matched": _matched, "gain": _gain, "each": _each, "diagonal": _diagonal}
 
 
 def verdict(claim: dict, root=None) -> dict:

@@ -2,6 +2,7 @@
 checked, where local copies are looked for, and how they are read.
 
     load("mnist") -> Images(x_train, y_train, x_test, y_test)   uint8 (N, 28, 28), int64 (N,)
+    load_test("kmnist") -> (x_test, y_test)    the test split alone (its two files); also Dig-MNIST (TEST_ONLY)
 
 A file is looked for, in order, in every folder of ``search_path()``:
 $BIASLEARN_DATA (several folders separated by ':'), the user's cache folder
@@ -146,7 +147,8 @@ def cache_dir() -> Path:
 
 
 def _folder(name: str) -> str:
-    return name.replace("_", "-") if name == "fashion_mnist" else name  # Debian: fashion-mnist
+    # Debian: fashion-mnist; Dig-MNIST sits beside the Kannada-MNIST files it was published with
+    return {"fashion_mnist": "fashion-mnist", "dig_mnist": "kannada_mnist/dig_mnist"}.get(name, name)
 
 
 def _hint(name: str) -> str:
@@ -217,6 +219,8 @@ def status(name: str) -> tuple[str, list[str]]:
 
 
 def _source(name: str) -> Source:
+    if name in TEST_ONLY:
+        return TEST_ONLY[name]
     if name not in SOURCES:
         raise DataError(f"unknown data set {name!r}: use one of {sorted(SOURCES)} or 'synthetic'")
     return SOURCES[name]
@@ -229,6 +233,8 @@ def _downloadable(name: str) -> Source:
         raise DataError("'synthetic' is never downloaded: it is generated from a seed when loaded "
                         f"(load('synthetic'), synthetic()). Data sets to download: {names} "
                         "(or 'all' for the paper's seven).")
+    if name in TEST_ONLY:
+        return TEST_ONLY[name]
     if name not in SOURCES:
         raise DataError(f"unknown data set {name!r}: data sets to download are {names} "
                         "(or 'all' for the paper's seven).")
@@ -273,8 +279,8 @@ def _read(name: str, role: str) -> np.ndarray:
 
 def load(name: str) -> Images:
     """Load a data set from local copies (never the network). Labels are int64 in 0..9."""
-    if name == "synthetic":
-        return synthetic()
+    if name in SYNTHETIC:
+        return synthetic(seed=SYNTHETIC[name])
     parts = {role: _read(name, role) for role in IDX}
     imgs = Images(parts["x_train"], parts["y_train"].astype(np.int64),
                   parts["x_test"], parts["y_test"].astype(np.int64))
@@ -307,6 +313,73 @@ def synthetic(n_train: int = 2000, n_test: int = 500, seed: int = 0) -> Images:
         return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int64)
 
     return Images(*make(n_train), *make(n_test))
+
+
+# --- The multitask chapter: test splits alone, Dig-MNIST, several synthetic tasks ----------------------
+# KMNIST and Kannada-MNIST are here with their test splits only (no training images): the multitask
+# chapter trains on a stratified part of a test split and scores the rest (train.split, protocol "reduced").
+# Dig-MNIST (10,240 Kannada digits written by other people) is a test set only, published with Kannada-MNIST.
+
+TEST_ONLY: dict[str, Source] = {
+    "dig_mnist": Source("Dig-MNIST", "idx", {
+        "x_test": File("dig-images-idx3-ubyte.gz", "https://github.com/vinayprabhu/Kannada_MNIST/raw/master/data/"
+                       "output_tensors/MNIST_format/X_dig_MNIST-idx3-ubyte.gz",
+                       "md5:d224f44185e453487ad5af34e201a87c", "be9c411cc3e52d8d2aae5feda96c9c3d"),
+        "y_test": File("dig-labels-idx1-ubyte.gz", "https://github.com/vinayprabhu/Kannada_MNIST/raw/master/data/"
+                       "output_tensors/MNIST_format/y_dig_MNIST-idx1-ubyte.gz",
+                       "md5:9f9e1a4ecb080d70c5953eed2d8121f0", "f3009652aef0d08f5079e2a7606b3eac")},
+        "prabhu2019kannada", "see Zenodo record 3359691"),
+}
+# Distinct tiny stand-in tasks (different class prototypes) for the multitask chapter's quick runs.
+SYNTHETIC = {"synthetic": 0, "synthetic1": 1, "synthetic2": 2, "synthetic3": 3}
+
+
+def load_test(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The test split alone, (images uint8 (N, 28, 28), labels int64 (N,)): needs only its two files."""
+    if name in SYNTHETIC:
+        imgs = synthetic(seed=SYNTHETIC[name])
+        return imgs.x_test, imgs.y_test
+    x, y = _read(name, "x_test"), _read(name, "y_test").astype(np.int64)
+    if x.shape[1:] != (28, 28) or len(x) != len(y) or y.min() < 0 or y.max() > 9:
+        raise DataError(f"{name} test: images {x.shape} and labels {y.shape} do not form a 28x28 ten-class set")
+    return x, y
+
+
+def available_test(name: str) -> bool:
+    """True if the set's test images and labels are here and verified (the training files need not be)."""
+    if name in SYNTHETIC:
+        return True
+    try:
+        for role in ("x_test", "y_test"):
+            locate(name, role)
+        return True
+    except DataError:
+        return False
+
+
+REDUCED = {"test_fraction": 0.2, "val_fraction": 0.2, "seed": 0}  # the reduced protocol's split, drawn once
+
+
+def reduced_split(y: np.ndarray) -> dict[str, np.ndarray]:
+    """The reduced protocol's indices into a test split with labels ``y`` (10,000 -> 8,000 + 2,000): "train" and
+    "test" (stratified, REDUCED["test_fraction"] held out), and within "train" the inner "inner_train" and
+    "inner_val" (stratified again, REDUCED["val_fraction"]), all from REDUCED["seed"] alone."""
+    train, test = stratified_split(y, REDUCED["test_fraction"], REDUCED["seed"])
+    keep, val = stratified_split(y[train], REDUCED["val_fraction"], REDUCED["seed"] + 1)
+    return {"train": train, "test": test, "inner_train": train[keep], "inner_val": train[val]}
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held out) of a split holding out round(fraction * count) examples of every class,
+    drawn from ``seed`` alone; both sorted, disjoint, together every index."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for k in np.unique(y):
+        idx = np.flatnonzero(y == k)
+        held.append(rng.permutation(idx)[:int(round(fraction * len(idx)))])
+    held = np.sort(np.concatenate(held))
+    kept = np.setdiff1d(np.arange(len(y)), held)
+    return kept, held
 
 
 DEADLINE = 30 * 60  # seconds one file may take to download, however steadily it trickles
@@ -441,9 +514,9 @@ def main(argv: list[str] | None = None) -> None:
                      help=f"give up on a file after this long (default {DEADLINE:g})")
     args = parser.parse_args(argv)
     if args.command == "list":
-        for n in SOURCES:
+        for n in [*SOURCES, *TEST_ONLY]:
             state, lines = status(n)
-            print(f"{n:16s} {state:8s} {SOURCES[n].title}")
+            print(f"{n:16s} {state:8s} {_source(n).title}")
             for line in lines:
                 print(" " * 4 + line)
         return

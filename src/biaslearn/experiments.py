@@ -16,22 +16,36 @@ import argparse
 import dataclasses
 import functools
 
-from . import data, multitask, results, seq, theory, train
+from . import data, gen, multitask, results, scaling, seq, tasks, taskvar, theory, train
 from .presets import PRESETS, SCALE_NAMES, regime
 
 # config type -> fn(config, device, progress, root) -> {"metrics", "curve", "device", "arrays"?}
 RUNNERS = {
-    train.Config: lambda c, device, progress, root: train.train(c, device, progress),
+    train.Config: lambda c, device, progress, root: train.train(  # resumable: a checkpoint after every epoch
+        c, device, progress, checkpoint=results.path(c, root).with_suffix(".partial.pt")),
     seq.SeqConfig: lambda c, device, progress, root: seq.train(c, device, progress),
     multitask.SwapConfig: lambda c, device, progress, root: multitask.swap(c, device, root),
+    taskvar.TaskVarConfig: lambda c, device, progress, root: taskvar.run(c, device, root),   # the multitask chapter
+    multitask.SplitConfig: lambda c, device, progress, root: multitask.split_record(c),
+    scaling.MaskCompareConfig: lambda c, device, progress, root: scaling.mask_compare(c, root),
     **{t: (lambda c, device, progress, root: theory.RUNNERS[type(c)](c)) for t in theory.RUNNERS},
 }
 CONFIG_TYPES = {t.__name__: t for t in RUNNERS}  # the "type" a stored result names -> its class
 # The metrics every stored result of a type must hold (a chapter reads them): a file without one is reported.
 REQUIRED = {train.Config: ("eval_acc", "eval_loss", "n_trainable"), seq.SeqConfig: ("r2", "mse", "n_trainable"),
-            multitask.SwapConfig: ("accuracy", "silenced_fraction"), theory.TheoryConfig: ("small_sup_error",),
+            multitask.SwapConfig: ("accuracy", "silenced_fraction"), scaling.MaskCompareConfig: ("r_var", "kept"), theory.TheoryConfig: ("small_sup_error",),
             theory.MatchConfig: ("success_rate", "small_sup_error"), theory.FitConfig: ("sup_error", "mean_error"),
             theory.RNNConfig: ("sup_error", "rmse")}
+REQUIRED |= {taskvar.TaskVarConfig: ("silhouette", "bias_corr", "control_silhouette"), multitask.SplitConfig: ("n",)}
+# the generation chapter (issue 17): autonomous generators and the Lorenz forecast
+RUNNERS |= {gen.GenConfig: lambda c, device, progress, root: gen.generate(c, device, progress),
+            gen.ForecastConfig: lambda c, device, progress, root: gen.forecast(c, device, progress)}
+CONFIG_TYPES = {t.__name__: t for t in RUNNERS}
+REQUIRED |= {gen.GenConfig: ("r2", "r2_mean", "n_trainable"), gen.ForecastConfig: ("r2", "r2_persistence", "n_trainable")}
+# the tasks chapter (issue 18): flip-flop, delayed match-to-sample, reaching
+RUNNERS |= {tasks.TaskConfig: lambda c, device, progress, root: tasks.run(c, device, progress)}
+CONFIG_TYPES = {t.__name__: t for t in RUNNERS}
+REQUIRED |= {tasks.TaskConfig: ("score", "n_trainable")}
 
 
 def config_of(result: dict):
@@ -46,14 +60,30 @@ def ready(cfg, root=None, available=None) -> str | None:
     """Why ``cfg`` cannot be computed on this machine now (its data set absent, or the runs it
     reads not stored), or None if it can. ``available``: data.available, or a cached copy of it."""
     available = available or data.available
+    if isinstance(cfg, train.Config) and (cfg.protocol == "reduced" or cfg.eval_set):  # test splits alone
+        need = [cfg.dataset] * (cfg.protocol == "reduced") + [cfg.eval_set] * bool(cfg.eval_set)
+        absent = [d for d in need if not _test_split_here(d, tuple(data.search_path()))]
+        if absent:
+            return (f"the test split of {absent[0]!r} is not on this machine (python -m biaslearn.data download "
+                    f"{absent[0]})")
+        if cfg.protocol == "reduced":
+            return None
     if isinstance(cfg, train.Config) and cfg.dataset != "synthetic" and not available(cfg.dataset):
         return f"data set {cfg.dataset!r} not on this machine (python -m biaslearn.data download {cfg.dataset})"
-    if isinstance(cfg, multitask.SwapConfig):
+    if isinstance(cfg, multitask.SplitConfig) and not _test_split_here(cfg.dataset, tuple(data.search_path())):
+        return f"the test split of {cfg.dataset!r} is not on this machine (python -m biaslearn.data download {cfg.dataset})"
+    if isinstance(cfg, (multitask.SwapConfig, scaling.MaskCompareConfig, taskvar.TaskVarConfig)):
         absent = [c for c in cfg.runs if not results.path(c, root).exists()]
         if absent:
-            return f"{len(absent)} bias-only runs it swaps are not stored"
+            return f"{len(absent)} runs it reads are not stored"
         return next(filter(None, (ready(c, root, available) for c in cfg.runs)), None)
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _test_split_here(name: str, search_path: tuple) -> bool:
+    """data.available_test, verified once per data set and search path."""
+    return data.available_test(name)
 
 
 def run(cfg, root=None, compute: bool = True, device: str = "auto", progress: bool = True) -> dict | None:
@@ -74,7 +104,7 @@ def _row(cfg, result, root) -> dict:
     """One row of a collected table: the config's fields, then its metrics (a metric named like a
     config field gets the suffix "_metric"; a dict of metrics becomes "name.key" columns)."""
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, multitask.SwapConfig):
+    if isinstance(cfg, (multitask.SwapConfig, scaling.MaskCompareConfig, taskvar.TaskVarConfig)):
         fields["runs"] = len(cfg.runs)
         fields["datasets"] = tuple(c.dataset for c in cfg.runs)
     if isinstance(cfg, train.Config):

@@ -1,15 +1,19 @@
 """One random network, many tasks: every task's learned bias vector swapped into the same weights.
 
-    SwapConfig        which bias-only runs (one seed, one per task) to put into one network
+    SwapConfig        which bias-only runs (one seed, one per task, any number of tasks) to put into one network
     swap(config)      every (bias vector, test set) accuracy, and the units each task silences
+    SplitConfig       the reduced protocol's split of one data set (data.reduced_split), stored with the results
+    split_record(c)   its indices and per-class counts
+    swap_matrix(r)    a swap result's accuracies as a tasks x tasks table (rows: biases, columns: test sets)
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from . import nets, results
+from . import data, nets, results
 from .config import Base
 from .train import Config, cached_logits, project, split
 
@@ -58,3 +62,29 @@ def swap(cfg: SwapConfig, device: str = "auto", root=None) -> dict:
                 silenced[c.dataset] = 1 - active.float().mean().item()
     return {"metrics": {"accuracy": acc, "silenced_fraction": silenced}, "curve": {},
             "device": str(dev)}
+
+
+def swap_matrix(result: dict, tasks=None):
+    """A swap result's accuracies as a DataFrame: row a, column b = task a's biases on task b's test set."""
+    import pandas as pd
+
+    acc = result["metrics"]["accuracy"]
+    tasks = tasks or list(dict.fromkeys(k.split("->")[1] for k in acc))
+    return pd.DataFrame([[acc[f"{a}->{b}"] for b in tasks] for a in tasks], index=tasks, columns=tasks)
+
+
+@dataclass(frozen=True)
+class SplitConfig(Base):
+    """The reduced protocol's split of one data set's test split (data.reduced_split: fixed seed, stratified)."""
+    experiment: str = "multitask_split"
+    dataset: str = "kmnist"          # a name in data.SOURCES (its test split), or a synthetic task
+
+
+def split_record(cfg: SplitConfig) -> dict:
+    """The split's indices (arrays) and its sizes and per-class counts (metrics), from the labels alone."""
+    _, y = data.load_test(cfg.dataset)
+    parts = data.reduced_split(y)
+    counts = {k: np.bincount(y[v], minlength=10).tolist() for k, v in parts.items()}
+    return {"metrics": {"n": {k: len(v) for k, v in parts.items()}, "per_class": counts,
+                        "n_test_split": len(y), **data.REDUCED},
+            "curve": {}, "device": "cpu", "arrays": {k: v.astype(np.int32) for k, v in parts.items()}}

@@ -97,8 +97,14 @@ class RandomMLP(_Random):
         if mode == "mask":  # scores start positive (every unit on) in [0, 0.1]
             self._put("s", draw((n_hidden,), seed, "s" + again, "uniform", 0.05) + 0.05)
 
+    slope = 0.0  # mask mode: 0 -> the hard mask (straight-through); > 0 -> the soft gate sigmoid(slope * s)
+
     def gate(self) -> torch.Tensor:
-        """Mask mode: the hard mask [s > 0] forward, the gradient of sigmoid(s) backward."""
+        """Mask mode: with ``slope`` 0 (the default, and always at test) the hard mask [s > 0] forward and
+        the gradient of sigmoid(s) backward; with ``slope`` > 0 (training with a steepening schedule) the
+        soft gate sigmoid(slope * s) both ways."""
+        if self.slope > 0:
+            return torch.sigmoid(self.slope * self.s)
         soft = torch.sigmoid(self.s)
         return (self.s > 0).to(soft.dtype) + soft - soft.detach()  # (n_hidden,)
 
@@ -120,16 +126,21 @@ class RandomRNN(_Random):
     """Vanilla ReLU RNN: x (batch, time, n_in) -> y (batch, time, n_out).
 
     h_t = relu(W_rec h_{t-1} + W_in x_t + b), h_{-1} = h0 (zeros, learned in "full" mode).
+    ``gain`` g > 0: W_rec ~ N(0, g^2 / n_hidden) whatever ``init`` says (the generation chapter's gain law);
+    None (the default) draws W_rec like the other weights, as every stored run did.
     """
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int, mode: str = "bias",
                  seed: int = 0, init: str = "uniform", scale: float = 0.1,
-                 out_bias: bool = False):
+                 out_bias: bool = False, gain: float | None = None):
         super().__init__(mode)
         if mode == "mask":
             raise ValueError("mode 'mask' is for RandomMLP only")
+        if gain is not None and not gain > 0:
+            raise ValueError(f"gain {gain!r}: give a positive number (or None)")
         self._put("W_in", draw((n_hidden, n_in), seed, "W_in", init, scale))
-        self._put("W_rec", draw((n_hidden, n_hidden), seed, "W_rec", init, scale))
+        self._put("W_rec", draw((n_hidden, n_hidden), seed, "W_rec", init, scale) if gain is None
+                  else draw((n_hidden, n_hidden), seed, "W_rec", "gaussian", gain, n_hidden))
         self._put("b", draw((n_hidden,), seed, "b", "uniform", 0.1))
         self._put("W_out", draw((n_out, n_hidden), seed, "W_out", init, scale))
         self._put("h0", torch.zeros(n_hidden))

@@ -211,6 +211,46 @@ def width_mask(scale: str = "paper", seeds=range(3), datasets=("mnist",)) -> lis
             for d in datasets for s in seeds for r, k in (("bias", 0), ("mask", 0), ("bias", 1))]
 
 
+# The masking control as the long version ran it: 10,000 units, a soft mask sigmoid(beta_t s) whose slope
+# beta_t rises geometrically from 1 to MASK_SLOPE over training, the hard mask [s > 0] at test; the same
+# weights as bias-only. Both regimes get the same rate grid at this width on the validation split.
+MASK_PAPER_WIDTH = {"paper": 10_000, "quick": 64}
+MASK_SLOPE = 200.0   # our choice (the paper gives no schedule): sigmoid(200 s) is within 1% of [s > 0] for |s| > 0.023
+MASK_GRID = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
+MASK_LR = {("mnist", "bias"): 1e-2, ("mnist", "mask"): 1e-2}                                               # <- mask_selection: (dataset, mode) -> rate
+
+
+def _mask_paper(scale, regime, **fields) -> Config:
+    soft = dict(mask_slope=MASK_SLOPE) if regime == "mask" else {}
+    return _width_config(scale, regime, MASK_PAPER_WIDTH[scale], **soft, **fields)
+
+
+def mask_selection(scale: str = "paper", seeds=(0,), datasets=("mnist",)) -> list[Config]:
+    """Bias-only and the soft mask at MASK_PAPER_WIDTH: the same rate grid, validation split."""
+    return [_mask_paper(scale, r, experiment="width_selection", dataset=d, seed=s, split="val", lr=lr)
+            for d in datasets for s in seeds for r in ("bias", "mask") for lr in MASK_GRID]
+
+
+def mask_lr(dataset: str, mode: str, scale: str = "paper") -> float:
+    """The rate of ``mode`` in the masking comparison: MASK_LR (not chosen, or scale "quick": the grid's middle)."""
+    return MASK_LR.get((dataset, mode), MASK_GRID[len(MASK_GRID) // 2]) if scale == "paper" \
+        else MASK_GRID[len(MASK_GRID) // 2]
+
+
+def width_mask_paper(scale: str = "paper", seeds=range(5), datasets=("mnist",)) -> list[Config]:
+    """Per seed: bias-only and the soft mask on the same weights, each also rerun from another start (rerun=1)."""
+    return [_mask_paper(scale, r, experiment="mask_vs_bias", dataset=d, seed=s, lr=mask_lr(d, r, scale), rerun=k)
+            for d in datasets for s in seeds for k in (0, 1) for r in ("bias", "mask")]
+
+
+def width_mask_compare(scale: str = "paper", seeds=range(5), datasets=("mnist",)) -> list:
+    """Per seed: the unit variances of the four runs of width_mask_paper, correlated (scaling.MaskCompareConfig)."""
+    from .scaling import MaskCompareConfig
+    runs = width_mask_paper(scale, seeds, datasets)
+    return [MaskCompareConfig(runs=tuple(c for c in runs if c.seed == s and c.dataset == d), seed=s)
+            for d in datasets for s in seeds]
+
+
 # --- Recurrent networks: the sum of sines and Lorenz ----------------------------------------------------
 
 SEQ_SCALES = {  # the paper gives no sizes: ours
@@ -396,6 +436,236 @@ def theory_heldout(scale: str = "paper", seeds=range(3)) -> list[TheoryConfig]:
     return [c.replace(experiment="theory_heldout", heldout=True) for c in theory_gradient(scale, seeds)]
 
 
+# --- The multitask chapter (issue 16): four tasks under a reduced-data protocol --------------------------
+# KMNIST and Kannada-MNIST are here with their test splits only: every set of this chapter trains on 8,000
+# images of its test split and is scored on the other 2,000 (train.Config protocol "reduced"; the split is
+# data.reduced_split, stratified, a fixed seed); MNIST and Fashion-MNIST run the same way as controls.
+# Rates per (data set, mode) from the grid on the inner 6,400/1,600 split of the 8,000 (seed 0, 20 epochs).
+MT_TASKS = ("mnist", "fashion_mnist", "kmnist", "kannada_mnist")
+MT_AFRO = ("ethiopic_mnist", "vai_mnist", "osmanya_mnist")  # not on this machine: Figure 1's rates (LR), not chosen
+MT_SCALES = {"paper": dict(n_hidden=32_000, epochs=20), "quick": dict(n_hidden=256, epochs=10, batch_size=32)}
+MT_LR_GRID = {"bias": [3e-3, 1e-2, 3e-2, 1e-1, 3e-1], "full": [3e-5, 1e-4, 3e-4, 1e-3, 3e-3]}
+# The bias-only grid was extended upwards twice while MNIST's winner sat on its top edge (1e-3..3e-2, then to 1e-1,
+# then to 3e-1; the 1e-3 runs stay stored); every winner below is interior. The fully trained grid was extended up to
+# 3e-3 after MNIST's winner sat on its top edge, 1e-3.
+MT_LR = {("mnist", "bias"): 1e-1, ("fashion_mnist", "bias"): 3e-2, ("kmnist", "bias"): 1e-1,
+         ("kannada_mnist", "bias"): 1e-1}                    # <- multitask_selection: (dataset, mode) -> rate
+
+
+def _mt(scale, **fields) -> Config:
+    return Config(protocol="reduced", **MT_SCALES[scale], **fields)
+
+
+def mt_lr(dataset: str, mode: str, scale: str = "paper") -> float | None:
+    """The rate of a multitask run: MT_LR; Afro-MNIST (never selected here) and scale "quick": Figure 1's LR;
+    None for a set of MT_TASKS whose rate is not chosen yet (its runs are left out)."""
+    if scale != "paper" or dataset in MT_AFRO:
+        return MT_LR.get((dataset, mode), LR[mode])
+    return MT_LR.get((dataset, mode))
+
+
+def multitask_selection(scale: str = "paper", seeds=(0,), datasets=MT_TASKS, modes=("bias", "full")) -> list[Config]:
+    """Each set's rate grid per mode on the inner validation split of its 8,000 training images (seed 0)."""
+    return [_mt(scale, experiment="multitask_selection", dataset=d, mode=m, split="val", seed=0, lr=lr)
+            for d in datasets for m in modes for lr in MT_LR_GRID[m]]
+
+
+def multitask(scale: str = "paper", seeds=range(5), datasets=MT_TASKS, modes=("bias", "full")) -> list[Config]:
+    """Bias-only and fully trained, per set, at its chosen rates, seeds outermost (seed 0 of every set first)."""
+    return [_mt(scale, experiment="multitask", dataset=d, mode=m, seed=s, lr=mt_lr(d, m, scale))
+            for s in seeds for m in modes for d in datasets if mt_lr(d, m, scale) is not None]
+
+
+def multitask_ood(scale: str = "paper", seeds=range(5), modes=("bias", "full")) -> list[Config]:
+    """The Kannada-MNIST networks of ``multitask`` (the same configs: trained again, identically), scored on
+    Dig-MNIST instead of the 2,000 test images (scale "quick", no real data: synthetic's on synthetic1's test split)."""
+    src, ood = ("kannada_mnist", "dig_mnist") if scale == "paper" else ("synthetic", "synthetic1")
+    return [c.replace(experiment="multitask_ood", eval_set=ood) for c in multitask(scale, seeds, (src,), modes)]
+
+
+def multitask_swap(scale: str = "paper", seeds=range(5), datasets=MT_TASKS) -> list[SwapConfig]:
+    """Per seed, one network with every set's learned biases swapped in: the len(datasets)^2 accuracies."""
+    return [SwapConfig(experiment="multitask_swap", runs=tuple(multitask(scale, [s], datasets, ("bias",))), seed=s)
+            for s in seeds if len(multitask(scale, [s], datasets, ("bias",))) == len(datasets)]
+
+
+def multitask_taskvar(scale: str = "paper", seeds=range(5), datasets=MT_TASKS) -> list:
+    """Per seed, each unit's task variance on every set, clustered (taskvar.TaskVarConfig), and its control."""
+    from .taskvar import TaskVarConfig
+    return [TaskVarConfig(runs=sw.runs, seed=sw.seed) for sw in multitask_swap(scale, seeds, datasets)]
+
+
+def multitask_split(scale: str = "paper", seeds=(0,), datasets=MT_TASKS) -> list:
+    """The reduced protocol's split of each set, stored with the results (indices, per-class counts)."""
+    from .multitask import SplitConfig
+    return [SplitConfig(dataset=d) for d in datasets]
+
+
+# --- The generation chapter (issue 17): autonomous generation and the Lorenz forecast --------------------
+# Generation: 200-unit ReLU RNNs with no input after the initial state h_{-1} = 0 (gen.GenConfig). Adam on the
+# whole 100-sample horizon, GEN_STEPS steps, gradient norm clipped to 1; the peak rate per (task, mode) chosen by
+# R² on the validation segment (the 100 samples after the horizon; the test segment is the 200 after that), seed 0,
+# at the default gain gen.GenConfig.gain = 1.5. The gain sweep uses the cosine's rates at every gain (not
+# re-tuned per gain). The readout-only networks have no rate: the ridge penalty is chosen on the same segment.
+# The bias grid was extended up to 3e-1 after 1e-1, its highest value, won on the cosine.
+GEN_LR_GRID = {"bias": (3e-3, 1e-2, 3e-2, 1e-1, 3e-1), "full": (1e-3, 3e-3, 1e-2, 3e-2)}
+GEN_LR = {("cosine", "bias", 1.5): 1e-1, ("cosine", "full", 1.5): 3e-3,
+          ("vanderpol", "bias", 1.5): 3e-2, ("vanderpol", "full", 1.5): 3e-3}  # <- generation_selection (none on an edge)
+GEN_STEPS = {"paper": 1500, "quick": 30}
+GEN_SCALES = {"paper": dict(n_hidden=200), "quick": dict(n_hidden=16, horizon=50, n_val=25, n_test=50)}
+GAINS = {"paper": (0.5, 0.7, 0.9, 1.0, 1.1, 1.3, 1.5, 2.0), "quick": (0.5, 1.5)}
+# Forecast: Lorenz x, FORECAST_TAU samples ahead: the half-width at half-maximum of x's autocorrelation at the
+# book's step dynamics.LORENZ_DT (gen.lorenz_tau(); a test recomputes it), from its last FORECAST_CONTEXT values.
+FORECAST_TAU = 13                                            # samples (0.26 time units; the paper: 27 at its step)
+FORECAST_CONTEXT = 13
+FORECAST_WIDTH = {"paper": 1024, "quick": 32}
+# The bias grid was extended down twice while its lowest value won (3e-2, then 1e-2).
+FORECAST_LR_GRID = {"bias": (3e-3, 1e-2, 3e-2, 1e-1, 3e-1), "full": (1e-4, 3e-4, 1e-3)}
+FORECAST_LR = {("lorenz", "bias", 1024): 1e-2, ("lorenz", "full", 1024): 3e-4}  # <- forecast_selection (none on an edge)
+FORECAST_SCALES = {"paper": dict(steps=1000, closed=250),
+                   "quick": dict(steps=20, n_train=200, n_val=100, n_test=200, closed=40, batch_size=32)}
+
+
+def _gen(scale, **fields):
+    from .gen import GenConfig
+    return GenConfig(steps=GEN_STEPS[scale], **GEN_SCALES[scale], **fields)
+
+
+def gen_lr(scale: str, task: str, mode: str) -> float:
+    """The peak rate of a generation run (GEN_LR at the default gain; scale "quick": not selected)."""
+    if mode == "readout":
+        return 1e-2  # unused: the readout is a ridge regression
+    if scale != "paper":
+        return GEN_LR_GRID[mode][1]
+    from .gen import GenConfig
+    k = (task, mode, GenConfig.gain)
+    if k not in GEN_LR:
+        raise KeyError(f"no learning rate chosen for {k}: run the generation_selection preset first")
+    return GEN_LR[k]
+
+
+def generation_selection(scale: str = "paper", seeds=(0,)) -> list:
+    """The rate grid of each trained mode and task on the validation segment (seed 0, the default gain)."""
+    grid = GEN_LR_GRID if scale == "paper" else {m: g[:2] for m, g in GEN_LR_GRID.items()}
+    return [_gen(scale, experiment="generation_selection", task=t, mode=m, seed=s, split="val", lr=lr)
+            for t in ("cosine", "vanderpol") for m in grid for s in seeds for lr in grid[m]]
+
+
+def generation(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout"), tasks=("cosine", "vanderpol")) -> list:
+    """The cosine and the van der Pol oscillator: each mode and seed at the default gain (seed-major, so the
+    first seed of everything comes first)."""
+    return [_gen(scale, task=t, mode=m, seed=s, lr=gen_lr(scale, t, m)) for s in seeds for t in tasks for m in modes]
+
+
+def generation_gain(scale: str = "paper", seeds=range(5), modes=("bias", "full")) -> list:
+    """The gain sweep on the cosine: W_rec ~ N(0, g^2 / n) for each g of GAINS, each mode and seed, at the
+    cosine's rates (seed-major). At the default gain these are the runs of ``generation``."""
+    return [_gen(scale, task="cosine", mode=m, gain=g, seed=s, lr=gen_lr(scale, "cosine", m))
+            for s in seeds for g in GAINS[scale] for m in modes]
+
+
+def _forecast(scale, **fields):
+    from .gen import ForecastConfig
+    return ForecastConfig(tau=FORECAST_TAU, context=FORECAST_CONTEXT, **FORECAST_SCALES[scale], **fields)
+
+
+def forecast_lr(scale: str, mode: str, n: int) -> float:
+    if mode in ("readout", "linear"):
+        return 1e-3  # unused: ridge regressions
+    if scale != "paper":
+        return FORECAST_LR_GRID[mode][1]
+    if ("lorenz", mode, n) not in FORECAST_LR:
+        raise KeyError(f"no learning rate chosen for {('lorenz', mode, n)}: run the forecast_selection preset first")
+    return FORECAST_LR[("lorenz", mode, n)]
+
+
+def forecast_selection(scale: str = "paper", seeds=(0,)) -> list:
+    """The rate grid of each trained mode on the Lorenz validation window (seed 0)."""
+    n = FORECAST_WIDTH[scale]
+    grid = FORECAST_LR_GRID if scale == "paper" else {m: g[:2] for m, g in FORECAST_LR_GRID.items()}
+    return [_forecast(scale, experiment="forecast_selection", mode=m, n_hidden=n, seed=s, split="val", lr=lr)
+            for m in grid for s in seeds for lr in grid[m]]
+
+
+def forecast(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout", "linear")) -> list:
+    """Lorenz x, FORECAST_TAU samples ahead: each mode and seed (persistence is scored inside every run)."""
+    n = FORECAST_WIDTH[scale]
+    return [_forecast(scale, mode=m, n_hidden=0 if m == "linear" else n, seed=s, lr=forecast_lr(scale, m, n))
+            for s in seeds for m in modes]
+
+
+# --- The tasks chapter (issue 18): flip-flop, delayed match-to-sample, centre-out reaching -----------------
+# tasks.TaskConfig: Gaussian weights, W_rec ~ N(0, TASK_GAIN^2 / n) (the generation chapter's gain and Sussillo &
+# Barak's g = 1.5; one exploratory flip-flop run per gain on validation trials: bias-only 0.79 at g = 1.0, 0.87 at
+# 1.5), Adam on a fresh batch of trials every step, the same steps for every mode of a task. The peak rate per
+# (task, mode) is chosen by "score" (accuracy; reach: 1 - final error) on validation trials (seed 0) at
+# TASK_SELECT_WIDTH and used at every width of the task.
+TASK_GAIN = 1.5
+TASK_LR_GRID = {"bias": (3e-3, 1e-2, 3e-2, 1e-1), "full": (3e-4, 1e-3, 3e-3, 1e-2),
+                "readout": (1e-3, 3e-3, 1e-2, 3e-2)}
+TASK_LR = {}                                                 # <- tasks_selection: (task, mode, n_hidden) -> rate
+TASK_MODES = {"flipflop": ("bias", "full", "readout"), "dms": ("bias", "full"), "reach": ("bias", "full")}
+TASK_SELECT_WIDTH = {"paper": 256, "quick": 16}
+FF_WIDTHS = {"paper": (64, 128, 256, 512, 1024), "quick": (16, 32)}
+TASK_WIDTH = {"paper": 256, "quick": 16}                     # the DMS and reaching networks
+TASK_STEPS = {"paper": {"flipflop": 1500, "dms": 1000, "reach": 3000}, "quick": {"flipflop": 20, "dms": 20, "reach": 20}}
+TASK_SCALES = {"paper": {}, "quick": dict(n_eval=32, eval_every=5, fp_starts=8, T=20)}
+TASK_EVAL_EVERY = {"paper": {"reach": 25}, "quick": {}}      # finer evaluations where steps-to-criterion is read
+
+
+def _task(scale, task, mode, **fields):
+    from .tasks import TaskConfig
+    every = {"eval_every": TASK_EVAL_EVERY[scale][task]} if task in TASK_EVAL_EVERY[scale] else {}
+    return TaskConfig(task=task, mode=mode, gain=TASK_GAIN, steps=TASK_STEPS[scale][task], **TASK_SCALES[scale],
+                      **every, **fields)
+
+
+def task_lr(scale: str, task: str, mode: str) -> float:
+    """The peak rate of a task's runs (TASK_LR, chosen at TASK_SELECT_WIDTH; scale "quick": not selected)."""
+    if scale != "paper":
+        return TASK_LR_GRID[mode][1]
+    k = (task, mode, TASK_SELECT_WIDTH[scale])
+    if k not in TASK_LR:
+        raise KeyError(f"no learning rate chosen for {k}: run the tasks_selection preset first "
+                       f"(python -m biaslearn.experiments tasks_selection --scale paper) and record its winners")
+    return TASK_LR[k]
+
+
+def _chosen(scale, tasks_, modes) -> list:
+    """(task, mode) pairs whose rate is chosen (every pair at scale "quick")."""
+    return [(t, m) for t in tasks_ for m in TASK_MODES[t] if m in modes
+            and (scale != "paper" or (t, m, TASK_SELECT_WIDTH[scale]) in TASK_LR)]
+
+
+def tasks_selection(scale: str = "paper", seeds=(0,), modes=("bias", "full", "readout")) -> list:
+    """The rate grid of every task and mode on validation trials (seed 0, the selection width)."""
+    n = TASK_SELECT_WIDTH[scale]
+    grid = TASK_LR_GRID if scale == "paper" else {m: g[1:3] for m, g in TASK_LR_GRID.items()}
+    return [_task(scale, t, m, experiment="tasks_selection", n_hidden=n, seed=s, split="val", lr=lr)
+            for t in TASK_MODES for m in TASK_MODES[t] if m in modes for s in seeds for lr in grid[m]]
+
+
+def flipflop(scale: str = "paper", seeds=range(5), modes=("bias", "full", "readout"), widths=None) -> list:
+    """The 3-bit flip-flop: every width, mode and seed (seed-major), with the fixed-point analysis. Modes without
+    a chosen rate yet are left out."""
+    ws = widths or FF_WIDTHS[scale]
+    return [_task(scale, "flipflop", m, n_hidden=n, seed=s, lr=task_lr(scale, "flipflop", m))
+            for s in seeds for n in ws for t, m in _chosen(scale, ("flipflop",), modes)]
+
+
+def dms(scale: str = "paper", seeds=range(5), modes=("bias", "full")) -> list:
+    """Delayed match-to-sample (neurogym's timing): bias-only and fully trained, every seed."""
+    return [_task(scale, "dms", m, n_hidden=TASK_WIDTH[scale], seed=s, lr=task_lr(scale, "dms", m))
+            for s in seeds for t, m in _chosen(scale, ("dms",), modes)]
+
+
+def reach(scale: str = "paper", seeds=range(5), modes=("bias", "full")) -> list:
+    """Centre-out reaching with a point mass: bias-only and fully trained, every seed (steps to the error
+    criterion on validation trials, final error on trained and held-out targets)."""
+    return [_task(scale, "reach", m, n_hidden=TASK_WIDTH[scale], seed=s, lr=task_lr(scale, "reach", m))
+            for s in seeds for t, m in _chosen(scale, ("reach",), modes)]
+
+
 # --- The registry ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -430,8 +700,19 @@ def _allowed(preset: str, option: str, scale: str) -> tuple:
     """The values an option of a preset may take at a scale."""
     from .data import SOURCES
 
+    if option == "datasets" and preset.startswith("multitask"):  # its quick runs: four distinct synthetic tasks
+        from .data import SYNTHETIC
+        return (*SOURCES, *SYNTHETIC)
     if option == "datasets":
         return (*SOURCES, "synthetic")
+    if option == "modes" and preset in ("tasks_selection", "flipflop", "dms", "reach"):  # the tasks chapter
+        return {"tasks_selection": ("bias", "full", "readout"), "flipflop": TASK_MODES["flipflop"],
+                "dms": TASK_MODES["dms"], "reach": TASK_MODES["reach"]}[preset]
+    if option == "widths" and preset == "flipflop":
+        return FF_WIDTHS[scale]
+    if option == "modes" and preset in ("generation", "generation_gain", "forecast"):  # the generation chapter
+        return {"generation": ("bias", "full", "readout"), "generation_gain": ("bias", "full"),
+                "forecast": ("bias", "full", "readout", "linear")}[preset]
     if option == "modes":
         return tuple(REGIMES) if preset == "width" else SeqConfig.CHOICES["mode"] if preset in SEQ_EXPERIMENT.values() \
             else tuple(LR) if preset.startswith("feedforward") else tuple(LR_GRID)
@@ -455,6 +736,21 @@ PRESETS = {p.name: p for p in [
     Preset("width", width, "width", "accuracy vs width, four regimes", ("datasets", "modes", "widths")),
     Preset("width_selection", width_selection, "width", "the width chapter's learning rates", ("datasets",)),
     Preset("width_mask", width_mask, "width", "the masking control", ("datasets",)),
+    Preset("mask_selection", mask_selection, "width", "the soft mask's and bias-only's rates at 10,000 units",
+           ("datasets",)),
+    Preset("width_mask_paper", width_mask_paper, "width", "mask vs bias as the long version ran it", ("datasets",)),
+    Preset("width_mask_compare", width_mask_compare, "width", "unit variances of mask and bias solutions",
+           ("datasets",)),
+    Preset("multitask_selection", multitask_selection, "multitask", "the multitask chapter's rates (inner split)",
+           ("datasets", "modes")),
+    Preset("multitask", multitask, "multitask", "four tasks, 8,000 training images each: bias-only vs full",
+           ("datasets", "modes")),
+    Preset("multitask_ood", multitask_ood, "multitask", "the Kannada networks on Dig-MNIST", ("modes",)),
+    Preset("multitask_swap", multitask_swap, "multitask", "one network, four tasks: the swapped-bias matrix",
+           ("datasets",)),
+    Preset("multitask_taskvar", multitask_taskvar, "multitask", "task variance per unit, clustered (Figure 1C)",
+           ("datasets",)),
+    Preset("multitask_split", multitask_split, "multitask", "the reduced protocol's split of each set", ("datasets",)),
     Preset("recurrent", recurrent, "recurrent", "R² vs width on the sum of sines", ("modes", "widths")),
     Preset("recurrent_selection", recurrent_selection, "recurrent", "the sum of sines' learning rates"),
     Preset("recurrent_coarse", recurrent_coarse, "recurrent", "R² vs width on the coarsely sampled sines",
@@ -471,6 +767,16 @@ PRESETS = {p.name: p for p in [
     Preset("theory_rnn_rates", theory_rnn_rates, "theory", "the fully trained RNN reference's rate per width"),
     Preset("theory_bound", theory_bound, "theory", "the width bound against simulated failure rates"),
     Preset("theory_heldout", theory_heldout, "theory", "the ledger's gradient runs scored on a held-out grid"),
+    Preset("generation_selection", generation_selection, "generation", "the generators' rates (validation segment)"),
+    Preset("generation", generation, "generation", "Figure 3: cosine and van der Pol generated autonomously", ("modes",)),
+    Preset("generation_gain", generation_gain, "generation", "Figure 3: the gain sweep, bias-only vs full", ("modes",)),
+    Preset("forecast_selection", forecast_selection, "generation", "the Lorenz forecasters' rates (validation window)"),
+    Preset("forecast", forecast, "generation", "the Lorenz forecast tau samples ahead, true and own inputs", ("modes",)),
+    # the tasks chapter (issue 18)
+    Preset("tasks_selection", tasks_selection, "tasks", "the tasks chapter's rates (validation trials)", ("modes",)),
+    Preset("flipflop", flipflop, "tasks", "3-bit flip-flop: held-bit accuracy vs width, fixed points", ("modes", "widths")),
+    Preset("dms", dms, "tasks", "delayed match-to-sample (neurogym's timing)", ("modes",)),
+    Preset("reach", reach, "tasks", "centre-out reaching: steps to criterion, error, held-out targets", ("modes",)),
 ]}
 
 
@@ -488,10 +794,15 @@ SELECTIONS = [
     Selection("feedforward_tuning", "eval_acc", ("dataset", "mode"), lambda: dict(LR_TUNED)),
     Selection("width_selection", "eval_acc", ("regime", "n_hidden"),
               lambda: {(r, n): lr for r, t in WIDTH_LR["paper"].items() for n, lr in t.items()}),
+    Selection("mask_selection", "eval_acc", ("dataset", "mode"), lambda: dict(MASK_LR)),
+    Selection("multitask_selection", "eval_acc", ("dataset", "mode"), lambda: dict(MT_LR)),
     Selection("recurrent_selection", "r2", ("task", "mode", "n_hidden"),
               lambda: {k: lr for k, lr in SEQ_LR.items() if k[0] == "sines"}),
     Selection("recurrent_coarse_selection", "r2", ("task", "mode", "n_hidden"),
               lambda: {k: lr for k, lr in SEQ_LR.items() if k[0] == "sines_coarse"}),
     Selection("lorenz_selection", "r2", ("task", "mode", "n_hidden"),
               lambda: {k: lr for k, lr in SEQ_LR.items() if k[0] == "lorenz"}),
+    Selection("generation_selection", "r2", ("task", "mode", "gain"), lambda: dict(GEN_LR)),
+    Selection("forecast_selection", "r2", ("task", "mode", "n_hidden"), lambda: dict(FORECAST_LR)),
+    Selection("tasks_selection", "score", ("task", "mode", "n_hidden"), lambda: dict(TASK_LR)),   # the tasks chapter
 ]

@@ -260,7 +260,9 @@ def cached(config, fn, root=None, compute: bool = True) -> dict | None:
             return result
         code, t0 = code_version(), time.perf_counter()
         out = fn(config)
-        return save(config, out["metrics"], out["curve"], time.perf_counter() - t0, out["device"],
+        # a run resumed from a checkpoint (train.train) reports the seconds it trained before it stopped
+        return save(config, out["metrics"], out["curve"], time.perf_counter() - t0 + out.get("prior_seconds", 0.0),
+                    out["device"],
                     out.get("arrays"), root, code)
 
 

@@ -124,3 +124,78 @@ def chance_jaccard(p: float, q: float) -> float:
 def active_units(result: dict, n_hidden: int) -> np.ndarray:
     """The stored boolean vector of units a run left active on its evaluation set."""
     return np.unpackbits(result["arrays"]["active"])[:n_hidden].astype(bool)
+
+
+# --- Mask vs bias: do the two solutions use the same units? ----------------------------------------------
+
+from dataclasses import dataclass  # noqa: E402
+
+from .config import Base  # noqa: E402
+
+
+@dataclass(frozen=True)
+class MaskCompareConfig(Base):
+    """Correlate the unit variances of the runs of one seed of presets.width_mask_paper: bias-only and the
+    soft mask on the same weights, each with a rerun from another start (the seed-to-seed baseline)."""
+    experiment: str = "width_mask_compare"
+    runs: tuple = ()   # train.Configs: (bias, mask) for rerun 0, then for rerun 1, all of one seed and width
+    seed: int = 0
+
+    def check(self):
+        from .train import Config
+        keys = {(c.seed, c.n_hidden, c.init, c.scale, c.out_bias, c.dataset) for c in self.runs}
+        kinds = sorted((c.mode, c.rerun) for c in self.runs) if all(isinstance(c, Config) for c in self.runs) else []
+        return [(len(keys) == 1 and next(iter(keys))[0] == self.seed
+                 and kinds == [("bias", 0), ("bias", 1), ("mask", 0), ("mask", 1)],
+                 "runs: bias and mask, reruns 0 and 1, of one seed (= seed), width and data set")]
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        from .train import Config
+        d = dict(d, runs=tuple(Config.from_dict(r) if isinstance(r, dict) else r for r in d.get("runs", ())))
+        return super().from_dict(d)
+
+
+def unit_variances(P: np.ndarray | "torch.Tensor", b, keep=None) -> np.ndarray:
+    """Each unit's variance over the rows of P (the inputs' projections W_in x) of its activity
+    relu(P + b), times the mask ``keep`` (0/1 per unit) if given: (n_hidden,)."""
+    import torch
+    P = torch.as_tensor(P)
+    h = torch.relu(P + torch.as_tensor(b, dtype=P.dtype))
+    v = h.var(0, unbiased=False)
+    return (v * torch.as_tensor(keep, dtype=v.dtype) if keep is not None else v).numpy()
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, float) - np.mean(a), np.asarray(b, float) - np.mean(b)
+    d = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b / d) if d > 0 else float("nan")
+
+
+def mask_compare(cfg: MaskCompareConfig, root=None) -> dict:
+    """Unit variances on the test set of the four runs; their correlations across units, and the control:
+    the untrained network (starting biases, every unit kept), whose variances come from the weights alone."""
+    import torch
+
+    from . import nets, results
+    from .train import project, split
+    got = {}
+    for c in cfg.runs:
+        r = results.load(c, root)
+        if r is None:
+            raise FileNotFoundError(f"the run {c} is not in {results.path(c, root)}: compute it first")
+        got[(c.mode, c.rerun)] = (c, r["arrays"])
+    c0 = cfg.runs[0]
+    model = nets.RandomMLP(784, c0.n_hidden, 10, "bias", c0.seed, c0.init, c0.scale, c0.out_bias)
+    _, _, x_ev, _ = split(c0)
+    with torch.no_grad():
+        P = project(x_ev, model.W_in)
+    v = {f"{m}{k}": unit_variances(P, a["b"], (a["s"] > 0).astype(np.float32) if m == "mask" else None)
+         for (m, k), (_, a) in got.items()}
+    v["untrained"] = unit_variances(P, model.b.detach())  # the starting biases b0 (those every mask run keeps)
+    r = {"bias_mask": pearson(v["bias0"], v["mask0"]), "bias_bias": pearson(v["bias0"], v["bias1"]),
+         "mask_mask": pearson(v["mask0"], v["mask1"]), "bias_untrained": pearson(v["bias0"], v["untrained"]),
+         "mask_untrained": pearson(v["mask0"], v["untrained"])}
+    return {"metrics": {"r_var": r, "kept": {"bias": float(np.mean(v["bias0"] > 0)),
+                                             "mask": float(np.mean(v["mask0"] > 0))}},
+            "curve": {}, "device": "cpu"}

@@ -50,20 +50,35 @@ class Config(Base):
     n_train: int = 0                 # use only this many training examples (0: all)
     cache_dtype: str = "float32"     # bias mode: dtype of the cached projection ("float32", "bfloat16")
     rerun: int = 0                   # k > 0: the same weights, another initial b (or s) and batch order
+    mask_slope: float = 0.0          # mask mode: 0 trains the hard mask [s > 0] straight-through; beta > 1
+                                     # trains the soft gate sigmoid(beta_t s), beta_t rising geometrically from
+                                     # 1 at the first step to beta at the last; the test always uses [s > 0]
+    protocol: str = "standard"       # "standard": the set's own training and test splits; "reduced": the test
+                                     # split alone, 80/20 stratified (data.reduced_split, a fixed seed): 8,000
+                                     # training and 2,000 test images of 10,000; split "val": 6,400 / 1,600 of the 8,000
+    eval_set: str = ""               # "": score the protocol's test images; "dig_mnist": score Dig-MNIST instead
+                                     # ("synthetic1": the quick runs' stand-in)
 
     CHOICES = {"mode": tuple(nets.MODES), "init": nets.INITS, "optimizer": ("adam", "sgd"),
-               "split": ("test", "val"), "cache_dtype": ("float32", "bfloat16")}
-    ADDED = {"rerun": 0}
+               "split": ("test", "val"), "cache_dtype": ("float32", "bfloat16"),
+               "protocol": ("standard", "reduced"), "eval_set": ("", "dig_mnist", "synthetic1")}
+    ADDED = {"rerun": 0, "mask_slope": 0.0, "protocol": "standard", "eval_set": ""}
 
     def check(self):
         return [(self.n_hidden >= 1, "n_hidden >= 1"), (self.epochs >= 0, "epochs >= 0"),
                 (self.batch_size >= 1, "batch_size >= 1"), (self.lr > 0, "lr > 0"),
                 (self.val_size >= 1, "val_size >= 1"), (self.n_train >= 0, "n_train >= 0"),
-                (self.rerun >= 0, "rerun >= 0")]
+                (self.rerun >= 0, "rerun >= 0"),
+                (self.mask_slope == 0 or (self.mask_slope > 1 and self.mode == "mask"),
+                 "mask_slope 0, or > 1 with mode 'mask' (the final slope of the soft mask)"),
+                (not self.eval_set or self.split == "test",
+                 "eval_set only with split 'test' (an out-of-distribution test set scored instead of the test split)")]
 
 
 def split(cfg: Config):
     """Float tensors (N, 784) in [0, 1] and int64 labels: (x_train, y_train, x_eval, y_eval)."""
+    if cfg.protocol == "reduced":
+        return _reduced(cfg)
     imgs = data.load(cfg.dataset)
     x = torch.from_numpy(imgs.x_train.reshape(len(imgs.x_train), -1).astype(np.float32) / 255)
     y = torch.from_numpy(imgs.y_train)
@@ -76,6 +91,27 @@ def split(cfg: Config):
     else:
         x_ev = torch.from_numpy(imgs.x_test.reshape(len(imgs.x_test), -1).astype(np.float32) / 255)
         y_ev = torch.from_numpy(imgs.y_test)
+    if cfg.n_train:
+        order = order[:cfg.n_train]
+    if cfg.eval_set:  # another test set in place of this one's (its test split alone)
+        x_ev, y_ev = _tensors(*data.load_test(cfg.eval_set))
+    return x[order], y[order], x_ev, y_ev
+
+
+def _tensors(x: np.ndarray, y: np.ndarray):
+    return torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / 255), torch.from_numpy(y)
+
+
+def _reduced(cfg: Config):
+    """``split`` of the reduced protocol: the stratified parts of the test split (data.reduced_split), the
+    inner ones when split == "val"; with ``eval_set``, that set's test images are scored instead."""
+    tensors = _tensors
+    x_all, y_all = data.load_test(cfg.dataset)
+    parts = data.reduced_split(y_all)
+    tr, ev = (parts["inner_train"], parts["inner_val"]) if cfg.split == "val" else (parts["train"], parts["test"])
+    x, y = tensors(x_all[tr], y_all[tr])
+    x_ev, y_ev = tensors(*data.load_test(cfg.eval_set)) if cfg.eval_set else tensors(x_all[ev], y_all[ev])
+    order = torch.randperm(len(x), generator=runtime.generator(cfg.seed, "split"))
     if cfg.n_train:
         order = order[:cfg.n_train]
     return x[order], y[order], x_ev, y_ev
@@ -207,8 +243,37 @@ def batch_rows(P: torch.Tensor, rows: torch.Tensor, dev: torch.device, work: dic
     return part.to(dev), work["index"][:len(rows)]
 
 
-def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
-    """Train one network; returns {"metrics", "curve", "device", "arrays"} (see results.save)."""
+def _save_checkpoint(path, cfg: Config, epoch: int, model, opt, order_gen, curve, seconds: float) -> None:
+    """Everything a run needs to go on after ``epoch`` as if it had not stopped (written atomically)."""
+    import dataclasses
+    import os
+    tmp = f"{path}.tmp"
+    torch.save({"config": dataclasses.asdict(cfg), "epoch": epoch, "model": model.state_dict(),
+                "opt": opt.state_dict(), "order": order_gen.get_state(), "curve": curve, "seconds": seconds}, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path, cfg: Config, model, opt, order_gen, curve, dev) -> tuple[int, float]:
+    """Restore a run saved by _save_checkpoint: (the first epoch still to train, seconds trained before)."""
+    import dataclasses
+    state = torch.load(path, map_location=dev, weights_only=False)
+    if state["config"] != dataclasses.asdict(cfg):
+        raise ValueError(f"checkpoint {path} belongs to another config ({state['config']}): delete it to start afresh")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    order_gen.set_state(state["order"])
+    curve.update(state["curve"])
+    return state["epoch"] + 1, state["seconds"]
+
+
+def train(cfg: Config, device: str = "auto", progress: bool = True, checkpoint=None) -> dict:
+    """Train one network; returns {"metrics", "curve", "device", "arrays"} (see results.save) and
+    "prior_seconds". ``checkpoint``: a file path; the run saves itself there after every epoch and, if
+    the file exists when it starts, goes on from it (the same numbers as a run never stopped); the file
+    is removed at the end."""
+    import time
+    from pathlib import Path
+
     from tqdm.auto import tqdm
 
     dev = nets.device(device)
@@ -230,15 +295,21 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
     order_gen = runtime.generator(cfg.seed, f"order/rerun{cfg.rerun}" if cfg.rerun else "order")
     curve = {"epoch": [], "train_loss": [], "eval_acc": [], "eval_loss": [], "seconds": []}
 
+    steps = cfg.epochs * -(-len(x_tr) // cfg.batch_size)  # the slope schedule of a soft mask: beta_t = beta^(t/T)
+    start, prior, t_run = 1, 0.0, time.perf_counter()
+    if checkpoint is not None and Path(checkpoint).exists():
+        start, prior = _load_checkpoint(checkpoint, cfg, model, opt, order_gen, curve, dev)
+
     def evaluate():
+        model.slope = 0.0  # the test uses the hard mask
         with torch.no_grad():
             logits, active = _logits(model, X_ev, cached)
             return ((logits.argmax(1) == y_ev).float().mean().item(), F.cross_entropy(logits, y_ev).item(),
                     logits.argmax(1), active)
 
     n, work, slice_rows = len(X_tr), {}, runtime.slice_rows(dev, cfg.batch_size)
-    for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.dataset} {cfg.mode} n={cfg.n_hidden} seed={cfg.seed}",
-                      disable=not progress, leave=False):
+    for epoch in tqdm(range(start, cfg.epochs + 1), desc=f"{cfg.dataset} {cfg.mode} n={cfg.n_hidden} seed={cfg.seed}",
+                      initial=start - 1, total=cfg.epochs, disable=not progress, leave=False):
         t = runtime.clock(dev)
         perm = torch.randperm(n, generator=order_gen)
         perm, perm_X = perm.to(dev), perm.to(X_tr.device)  # indices of the labels, of the cache (host or device)
@@ -246,6 +317,9 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
         for i in range(0, n, cfg.batch_size):
             rows = perm[i:i + cfg.batch_size]
             opt.zero_grad(set_to_none=True)
+            if cfg.mask_slope:
+                step = (epoch - 1) * -(-n // cfg.batch_size) + i // cfg.batch_size
+                model.slope = cfg.mask_slope ** (step / max(steps - 1, 1))
             if fast:
                 P, r = batch_rows(X_tr, perm_X[i:i + cfg.batch_size], dev, work)
                 loss, grad_b = bias_step(P, r, y_tr[rows], model.b, model.W_out,
@@ -267,7 +341,9 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
         curve["eval_acc"].append(acc)
         curve["eval_loss"].append(ev_loss)
         curve["seconds"].append(runtime.clock(dev) - t)
-    if not cfg.epochs:  # otherwise the last epoch's evaluation is the final one (nothing changed since)
+        if checkpoint is not None and epoch < cfg.epochs:
+            _save_checkpoint(checkpoint, cfg, epoch, model, opt, order_gen, curve, prior + time.perf_counter() - t_run)
+    if start > cfg.epochs:  # no epoch ran here (none asked, or all done before a stop): evaluate the final state
         acc, ev_loss, pred, active = evaluate()
     metrics = {"eval_acc": acc, "eval_loss": ev_loss, "n_trainable": model.n_trainable(),
                "n_train": n, "n_eval": len(X_ev), "setup_seconds": setup_seconds,
@@ -280,4 +356,6 @@ def train(cfg: Config, device: str = "auto", progress: bool = True) -> dict:
         arrays |= {"b": model.b.detach().cpu().numpy(), "active": np.packbits(active.cpu().numpy())}
         if cfg.mode == "mask":
             arrays["s"] = model.s.detach().cpu().numpy()
-    return {"metrics": metrics, "curve": curve, "device": str(dev), "arrays": arrays}
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
+    return {"metrics": metrics, "curve": curve, "device": str(dev), "arrays": arrays, "prior_seconds": prior}
