@@ -148,3 +148,11 @@ def test_figure_1s_folder_holds_only_figure_1s_rates():
         assert cfg.lr == ps.LR[cfg.mode], r["file"]
     assert all(c.experiment == ("feedforward" if c.lr == ps.LR[c.mode] else "feedforward_tuned")
                for c in ps.feedforward_tuned("paper"))
+
+
+def test_a_preset_selecting_no_run_gives_an_empty_table_with_the_usual_columns(monkeypatch):
+    """A preset whose rates are not chosen yet selects no run: readers still find "stored", "wall_seconds"..."""
+    monkeypatch.setitem(ps.PRESETS, "nothing", ps.Preset("nothing", lambda scale, seeds=(0,): [], "width", "none"))
+    df = collect("nothing", "paper", progress=False)
+    done = df[df["stored"]]
+    assert len(df) == 0 and list(done.columns) == list(df.columns) and done["wall_seconds"].sum() == 0

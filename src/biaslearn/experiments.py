@@ -160,7 +160,10 @@ def collect(preset: str, scale: str = "paper", seeds=None, results_dir=None, com
                       f"in {r['provenance']['wall_seconds']:.0f} s", file=sys.stderr)
         rows.append(_row(cfg, r, results_dir))
     bar.close()
-    df = pd.DataFrame(rows)
+    # a preset that selects no run yet (e.g. its rates not chosen) still gives the columns every reader uses
+    df = pd.DataFrame(rows) if rows else pd.DataFrame(
+        {"type": pd.Series(dtype=object), "wall_seconds": pd.Series(dtype=float), "stored": pd.Series(dtype=bool),
+         "file": pd.Series(dtype=object), "config": pd.Series(dtype=object), "result": pd.Series(dtype=object)})
     df.attrs.update(preset=preset, scale=scale, seeds=None if seeds is None else list(seeds), options=options,
                     command=command(preset, scale, seeds, results_dir, **options), why_missing=why)
     return df
