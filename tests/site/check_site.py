@@ -112,7 +112,7 @@ def check_page(context, base: str, page: str, shots: Path) -> tuple[list[str], l
     # Provenance: a figure's cell (or the next) prints which runs it shows (report.provenance).
     bare = p.evaluate(r"""() => [...document.querySelectorAll('div.cell')].filter(c =>
         c.querySelector('.cell_output img')).filter(c => {
-          const next = c.nextElementSibling, re = /\d+ runs?, seeds|No runs stored|Computed while this page was built/;
+          const next = c.nextElementSibling, re = /\d+\s+runs?,\s+seeds|No runs stored|Computed\s+while\s+this\s+page\s+was\s+built/;  // notes fold at 100 characters
           return !re.test(c.innerText) && !(next && next.matches('div.cell') && re.test(next.innerText));
         }).map(c => { let h = c.previousElementSibling;
           while (h && !/^H[1-4]$/.test(h.tagName) && !h.querySelector('h1,h2,h3,h4')) h = h.previousElementSibling;
