@@ -437,5 +437,9 @@ def fmt_median(values, digits: int = 4, n: bool = True) -> str:
     med, q1, q3, k = median_iqr(values)
     if not k:
         return "-"
-    f = lambda v: f"{v:.{digits}f}" if abs(v) < 1e3 else f"{v:.1e}"  # noqa: E731
-    return f"{f(med)} [{f(q1)}, {f(q3)}]" + (f" (n={k})" if n else "")
+    return f"{fmt_value(med, digits)} [{fmt_value(q1, digits)}, {fmt_value(q3, digits)}]" + (f" (n={k})" if n else "")
+
+
+def fmt_value(v: float, digits: int = 4) -> str:
+    """A score with ``digits`` decimals, or in scientific notation beyond ±1,000 (a network that blew up)."""
+    return f"{v:.{digits}f}" if abs(v) < 1e3 else f"{v:.1e}"
