@@ -18,23 +18,34 @@ from .config import Base
 from .train import Config, cached_logits, project, split
 
 
+class OfRuns(Base):
+    """The base of a config that reads stored feed-forward runs, its ``runs`` (train.Configs): they are rebuilt
+    from their dicts when a result is loaded, and ``one_network`` says whether they share one network."""
+
+    def one_network(self) -> bool:
+        """Every run is a Config of this config's seed with the same weights (width, law, scale, output bias)
+        and the same mode."""
+        if not all(isinstance(c, Config) for c in self.runs):
+            return False
+        keys = {(c.seed, c.n_hidden, c.init, c.scale, c.out_bias, c.mode) for c in self.runs}
+        return len(keys) == 1 and next(iter(keys))[0] == self.seed
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        d = dict(d, runs=tuple(Config.from_dict(r) if isinstance(r, dict) else r for r in d.get("runs", ())))
+        return super().from_dict(d)
+
+
 @dataclass(frozen=True)
-class SwapConfig(Base):
+class SwapConfig(OfRuns):
     """Evaluate every task's learned biases in one network (the bias-only runs of ``runs``)."""
     experiment: str = "feedforward_swap"
     runs: tuple = ()                 # bias-only Configs of one seed, one per task (same weights)
     seed: int = 0                    # the seed of every run in ``runs`` (it draws the shared weights)
 
     def check(self):
-        keys = {(c.seed, c.n_hidden, c.init, c.scale, c.out_bias, c.mode) for c in self.runs}
-        return [(all(isinstance(c, Config) for c in self.runs) and len(keys) == 1
-                 and next(iter(keys))[0] == self.seed and self.runs[0].mode == "bias",
+        return [(self.one_network() and self.runs[0].mode == "bias",
                  "runs: bias-only Configs sharing one seed (= seed) and architecture")]
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        d = dict(d, runs=tuple(Config.from_dict(r) if isinstance(r, dict) else r for r in d.get("runs", ())))
-        return super().from_dict(d)
 
 
 def swap(cfg: SwapConfig, device: str = "auto", root=None) -> dict:

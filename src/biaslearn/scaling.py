@@ -130,11 +130,11 @@ def active_units(result: dict, n_hidden: int) -> np.ndarray:
 
 from dataclasses import dataclass  # noqa: E402
 
-from .config import Base  # noqa: E402
+from .multitask import OfRuns  # noqa: E402
 
 
 @dataclass(frozen=True)
-class MaskCompareConfig(Base):
+class MaskCompareConfig(OfRuns):
     """Correlate the unit variances of the runs of one seed of presets.width_mask_paper: bias-only and the
     soft mask on the same weights, each with a rerun from another start (the seed-to-seed baseline)."""
     experiment: str = "width_mask_compare"
@@ -149,11 +149,6 @@ class MaskCompareConfig(Base):
                  and kinds == [("bias", 0), ("bias", 1), ("mask", 0), ("mask", 1)],
                  "runs: bias and mask, reruns 0 and 1, of one seed (= seed), width and data set")]
 
-    @classmethod
-    def from_dict(cls, d: dict):
-        from .train import Config
-        d = dict(d, runs=tuple(Config.from_dict(r) if isinstance(r, dict) else r for r in d.get("runs", ())))
-        return super().from_dict(d)
 
 
 def unit_variances(P: np.ndarray | "torch.Tensor", b, keep=None) -> np.ndarray:

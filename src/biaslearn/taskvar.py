@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from . import nets, results
-from .config import Base
-from .train import Config, project, split
+from .multitask import OfRuns
+from .train import project, split
 
 MIN_TOTAL = 1e-3         # Yang et al.: units whose summed task variance is below this are dropped
 K_RANGE = range(2, 16)   # k-means cluster counts tried
@@ -128,22 +128,15 @@ def order(labels: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class TaskVarConfig(Base):
+class TaskVarConfig(OfRuns):
     """The task variance of every unit of one seed's network over its tasks (the bias-only runs of ``runs``)."""
     experiment: str = "multitask_taskvar"
     runs: tuple = ()                 # bias-only Configs of one seed, one per task (same weights), as SwapConfig
     seed: int = 0                    # their seed (draws the shared weights; also the k-means and control seed)
 
     def check(self):
-        keys = {(c.seed, c.n_hidden, c.init, c.scale, c.out_bias, c.mode) for c in self.runs}
-        return [(all(isinstance(c, Config) for c in self.runs) and len(keys) == 1 and len(self.runs) >= 2
-                 and next(iter(keys))[0] == self.seed and self.runs[0].mode == "bias",
+        return [(self.one_network() and len(self.runs) >= 2 and self.runs[0].mode == "bias",
                  "runs: two or more bias-only Configs sharing one seed (= seed) and architecture")]
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        d = dict(d, runs=tuple(Config.from_dict(r) if isinstance(r, dict) else r for r in d.get("runs", ())))
-        return super().from_dict(d)
 
 
 def run(cfg: TaskVarConfig, device: str = "auto", root=None) -> dict:
