@@ -25,27 +25,24 @@ RUNNERS = {
         c, device, progress, checkpoint=results.path(c, root).with_suffix(".partial.pt")),
     seq.SeqConfig: lambda c, device, progress, root: seq.train(c, device, progress),
     multitask.SwapConfig: lambda c, device, progress, root: multitask.swap(c, device, root),
-    taskvar.TaskVarConfig: lambda c, device, progress, root: taskvar.run(c, device, root),   # the multitask chapter
+    taskvar.TaskVarConfig: lambda c, device, progress, root: taskvar.run(c, device, root),
     multitask.SplitConfig: lambda c, device, progress, root: multitask.split_record(c),
     scaling.MaskCompareConfig: lambda c, device, progress, root: scaling.mask_compare(c, root),
+    gen.GenConfig: lambda c, device, progress, root: gen.generate(c, device, progress),
+    gen.ForecastConfig: lambda c, device, progress, root: gen.forecast(c, device, progress),
+    tasks.TaskConfig: lambda c, device, progress, root: tasks.run(c, device, progress),
     **{t: (lambda c, device, progress, root: theory.RUNNERS[type(c)](c)) for t in theory.RUNNERS},
 }
 CONFIG_TYPES = {t.__name__: t for t in RUNNERS}  # the "type" a stored result names -> its class
 # The metrics every stored result of a type must hold (a chapter reads them): a file without one is reported.
 REQUIRED = {train.Config: ("eval_acc", "eval_loss", "n_trainable"), seq.SeqConfig: ("r2", "mse", "n_trainable"),
-            multitask.SwapConfig: ("accuracy", "silenced_fraction"), scaling.MaskCompareConfig: ("r_var", "kept"), theory.TheoryConfig: ("small_sup_error",),
-            theory.MatchConfig: ("success_rate", "small_sup_error"), theory.FitConfig: ("sup_error", "mean_error"),
-            theory.RNNConfig: ("sup_error", "rmse")}
-REQUIRED |= {taskvar.TaskVarConfig: ("silhouette", "bias_corr", "control_silhouette"), multitask.SplitConfig: ("n",)}
-# the generation chapter (issue 17): autonomous generators and the Lorenz forecast
-RUNNERS |= {gen.GenConfig: lambda c, device, progress, root: gen.generate(c, device, progress),
-            gen.ForecastConfig: lambda c, device, progress, root: gen.forecast(c, device, progress)}
-CONFIG_TYPES = {t.__name__: t for t in RUNNERS}
-REQUIRED |= {gen.GenConfig: ("r2", "r2_mean", "n_trainable"), gen.ForecastConfig: ("r2", "r2_persistence", "n_trainable")}
-# the tasks chapter (issue 18): flip-flop, delayed match-to-sample, reaching
-RUNNERS |= {tasks.TaskConfig: lambda c, device, progress, root: tasks.run(c, device, progress)}
-CONFIG_TYPES = {t.__name__: t for t in RUNNERS}
-REQUIRED |= {tasks.TaskConfig: ("score", "n_trainable")}
+            multitask.SwapConfig: ("accuracy", "silenced_fraction"), multitask.SplitConfig: ("n",),
+            taskvar.TaskVarConfig: ("silhouette", "bias_corr", "control_silhouette"),
+            scaling.MaskCompareConfig: ("r_var", "kept"),
+            gen.GenConfig: ("r2", "r2_mean", "n_trainable"), gen.ForecastConfig: ("r2", "r2_persistence", "n_trainable"),
+            tasks.TaskConfig: ("score", "n_trainable"),
+            theory.TheoryConfig: ("small_sup_error",), theory.MatchConfig: ("success_rate", "small_sup_error"),
+            theory.FitConfig: ("sup_error", "mean_error"), theory.RNNConfig: ("sup_error", "rmse")}
 
 
 def config_of(result: dict):
@@ -72,7 +69,7 @@ def ready(cfg, root=None, available=None) -> str | None:
         return f"data set {cfg.dataset!r} not on this machine (python -m biaslearn.data download {cfg.dataset})"
     if isinstance(cfg, multitask.SplitConfig) and not _test_split_here(cfg.dataset, tuple(data.search_path())):
         return f"the test split of {cfg.dataset!r} is not on this machine (python -m biaslearn.data download {cfg.dataset})"
-    if isinstance(cfg, (multitask.SwapConfig, scaling.MaskCompareConfig, taskvar.TaskVarConfig)):
+    if isinstance(cfg, multitask.OfRuns):  # a config that reads stored runs
         absent = [c for c in cfg.runs if not results.path(c, root).exists()]
         if absent:
             return f"{len(absent)} runs it reads are not stored"
@@ -104,7 +101,7 @@ def _row(cfg, result, root) -> dict:
     """One row of a collected table: the config's fields, then its metrics (a metric named like a
     config field gets the suffix "_metric"; a dict of metrics becomes "name.key" columns)."""
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, (multitask.SwapConfig, scaling.MaskCompareConfig, taskvar.TaskVarConfig)):
+    if isinstance(cfg, multitask.OfRuns):  # a config that reads stored runs
         fields["runs"] = len(cfg.runs)
         fields["datasets"] = tuple(c.dataset for c in cfg.runs)
     if isinstance(cfg, train.Config):
