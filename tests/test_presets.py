@@ -29,7 +29,7 @@ def test_each_learning_rate_table_holds_its_validation_winners(sel):
     complete = df.groupby(list(sel.by))["stored"].all()
     done = {k if isinstance(k, tuple) else (k,) for k, ok in complete.items() if ok}
     winners = report.winners(df[[tuple(k) in done for k in df[list(sel.by)].itertuples(index=False, name=None)]],
-                             sel.by, sel.metric)
+                             sel.by, sel.metric, sel.tiebreak)
     assert sel.chosen() == winners, f"{sel.preset}: the table must hold exactly the winners of its complete grids"
 
 
@@ -38,6 +38,14 @@ def test_winners_pick_the_best_stored_run_per_key():
     df = pd.DataFrame({"mode": ["a", "a", "b", "b"], "lr": [1e-3, 1e-2, 1e-3, 1e-2], "acc": [0.5, 0.7, 0.9, float("nan")],
                        "stored": [True, True, True, False]})
     assert report.winners(df, ("mode",), "acc") == {("a",): 1e-2, ("b",): 1e-3}
+
+
+def test_winners_split_ties_by_the_tiebreak_column_only_among_the_tied():
+    import pandas as pd
+    df = pd.DataFrame({"mode": ["a"] * 3, "lr": [1e-3, 1e-2, 1e-1], "acc": [1.0, 1.0, 0.9], "area": [0.5, 0.8, 0.99],
+                       "stored": [True] * 3})
+    assert report.winners(df, ("mode",), "acc") == {("a",): 1e-3}                  # first of the tied
+    assert report.winners(df, ("mode",), "acc", "area") == {("a",): 1e-2}          # 1e-1 is not tied: never chosen
 
 
 @pytest.mark.parametrize("name", sorted(ps.PRESETS))

@@ -601,14 +601,21 @@ def forecast(scale: str = "paper", seeds=range(5), modes=("bias", "full", "reado
 # (task, mode) is chosen by "score" (accuracy; reach: 1 - final error) on validation trials (seed 0) at
 # TASK_SELECT_WIDTH and used at every width of the task.
 TASK_GAIN = 1.5
-TASK_LR_GRID = {"bias": (3e-3, 1e-2, 3e-2, 1e-1), "full": (3e-4, 1e-3, 3e-3, 1e-2),
-                "readout": (1e-3, 3e-3, 1e-2, 3e-2)}
-# The winners of the complete grids (report.winners: the first of tied rates). Open before the sweep: DMS (every
-# rate of both modes) and flip-flop full training (1e-3, 3e-3) tie at accuracy 1.000, so a tie-break is needed;
-# flip-flop readout's winner 3e-2 sits on its grid's top edge, so its grid is to be extended.
-TASK_LR = {("dms", "bias", 256): 1e-2, ("dms", "full", 256): 3e-4, ("flipflop", "bias", 256): 3e-2,
+TASK_LR_GRID = {"bias": (3e-3, 1e-2, 3e-2, 1e-1), "full": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
+                "readout": (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)}
+# Extended on 2026-12-02 after the first grids (full from 3e-4, readout to 3e-2): reaching's full training won at
+# 3e-4 and flip-flop's readout at 3e-2, both on an edge, so one rate was added beyond each edge.
+TASK_QUICK_GRID = {"bias": (1e-2, 3e-2), "full": (1e-3, 3e-3), "readout": (3e-3, 1e-2)}   # scale "quick": its first
+
+# The winners of the complete grids. Ties: DMS (three rates of bias-only, every rate of full training) and flip-flop
+# full training (1e-3, 3e-3) reach validation accuracy 1.000, so the score cannot rank them. Tie-break (chosen on
+# 2026-12-02, after seeing the ties, before any run of the sweep): the higher mean validation score over training
+# (the area under the learning curve: the rate that solves the task sooner). The final training loss was not
+# used: once a task is solved, cross-entropy keeps falling as the logits grow, which rewards the largest rate.
+TASK_TIEBREAK = "val_score_mean"
+TASK_LR = {("dms", "bias", 256): 3e-2, ("dms", "full", 256): 1e-3, ("flipflop", "bias", 256): 3e-2,
            ("flipflop", "full", 256): 1e-3, ("flipflop", "readout", 256): 3e-2,
-           ("reach", "bias", 256): 3e-2}                     # <- tasks_selection: (task, mode, n_hidden) -> rate
+           ("reach", "bias", 256): 3e-2, ("reach", "full", 256): 3e-4}  # <- tasks_selection: (task, mode, n_hidden) -> rate
 TASK_MODES = {"flipflop": ("bias", "full", "readout"), "dms": ("bias", "full"), "reach": ("bias", "full")}
 TASK_SELECT_WIDTH = {"paper": 256, "quick": 16}
 FF_WIDTHS = {"paper": (64, 128, 256, 512, 1024), "quick": (16, 32)}
@@ -628,7 +635,7 @@ def _task(scale, task, mode, **fields):
 def task_lr(scale: str, task: str, mode: str) -> float:
     """The peak rate of a task's runs (TASK_LR, chosen at TASK_SELECT_WIDTH; scale "quick": not selected)."""
     if scale != "paper":
-        return TASK_LR_GRID[mode][1]
+        return TASK_QUICK_GRID[mode][0]
     k = (task, mode, TASK_SELECT_WIDTH[scale])
     if k not in TASK_LR:
         raise KeyError(f"no learning rate chosen for {k}: run the tasks_selection preset first "
@@ -645,7 +652,7 @@ def _chosen(scale, tasks_, modes) -> list:
 def tasks_selection(scale: str = "paper", seeds=(0,), modes=("bias", "full", "readout")) -> list:
     """The rate grid of every task and mode on validation trials (seed 0, the selection width)."""
     n = TASK_SELECT_WIDTH[scale]
-    grid = TASK_LR_GRID if scale == "paper" else {m: g[1:3] for m, g in TASK_LR_GRID.items()}
+    grid = TASK_LR_GRID if scale == "paper" else TASK_QUICK_GRID
     return [_task(scale, t, m, experiment="tasks_selection", n_hidden=n, seed=s, split="val", lr=lr)
             for t in TASK_MODES for m in TASK_MODES[t] if m in modes for s in seeds for lr in grid[m]]
 
@@ -792,6 +799,7 @@ class Selection:
     metric: str           # higher is better
     by: tuple             # the columns of a run that name an entry of the table
     chosen: Callable      # () -> {key tuple: learning rate}: the table as used by the presets
+    tiebreak: str | None = None   # the column that splits runs tied on ``metric`` (higher is better)
 
 
 SELECTIONS = [
@@ -809,5 +817,6 @@ SELECTIONS = [
               lambda: {k: lr for k, lr in SEQ_LR.items() if k[0] == "lorenz"}),
     Selection("generation_selection", "r2", ("task", "mode", "gain"), lambda: dict(GEN_LR)),
     Selection("forecast_selection", "r2", ("task", "mode", "n_hidden"), lambda: dict(FORECAST_LR)),
-    Selection("tasks_selection", "score", ("task", "mode", "n_hidden"), lambda: dict(TASK_LR)),   # the tasks chapter
+    Selection("tasks_selection", "score", ("task", "mode", "n_hidden"), lambda: dict(TASK_LR),  # the tasks chapter
+              tiebreak=TASK_TIEBREAK),
 ]

@@ -88,13 +88,18 @@ def fmt(values, digits: int = 3, n: bool = True) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f}" + (f" (n={k})" if n else "")
 
 
-def winners(df, by, metric: str) -> dict:
+def winners(df, by, metric: str, tiebreak: str | None = None) -> dict:
     """{key: learning rate} of the stored run with the highest ``metric`` per value of the columns
-    ``by`` (a key is the tuple of those values), e.g. winners(sel, ("mode",), "eval_acc")."""
+    ``by`` (a key is the tuple of those values), e.g. winners(sel, ("mode",), "eval_acc"). Runs tied on
+    ``metric`` are split by the higher ``tiebreak`` (a column, when given), then by the order of ``df``."""
     done = df[df["stored"]]
     if not len(done) or metric not in done:
         return {}
-    best = done.loc[done.groupby(list(by))[metric].idxmax()]
+    if tiebreak is not None and tiebreak in done:
+        top = done[done[metric] == done.groupby(list(by))[metric].transform("max")]
+        best = top.loc[top.groupby(list(by))[tiebreak].idxmax()]
+    else:
+        best = done.loc[done.groupby(list(by))[metric].idxmax()]
     return {tuple(k) if isinstance(k, tuple) else (k,): lr
             for k, lr in zip(best[list(by)].itertuples(index=False, name=None), best["lr"])}
 

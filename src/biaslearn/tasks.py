@@ -304,7 +304,7 @@ def _to(b: dict, dev) -> dict:
 def run(cfg: TaskConfig, device: str = "auto", progress: bool = False) -> dict:
     """Train one network; returns {"metrics", "curve", "device", "arrays"} (see results.save).
 
-    metrics: score and the task's own (flip-flop: accuracy, chance 0.5, the fixed points; DMS: accuracy, chance
+    metrics: score, val_score_mean (the mean validation score over training: presets.TASK_TIEBREAK) and the task's own (flip-flop: accuracy, chance 0.5, the fixed points; DMS: accuracy, chance
     0.5, fixation_acc; reach: error, error_heldout, error_zero_force = 1, steps_to_criterion (the first
     evaluation at which the validation error is below ``criterion``; the step budget if never), reached)."""
     from tqdm.auto import tqdm
@@ -342,7 +342,8 @@ def run(cfg: TaskConfig, device: str = "auto", progress: bool = False) -> dict:
         block.append(min(loss.item(), 1e12))
     ev = _to(trials(cfg, cfg.n_eval, cfg.split), dev)
     sc = score(cfg, net, ev)
-    metrics = {"n_trainable": sum(p.numel() for p in params), **sc, "chance": 0.5}
+    metrics = {"n_trainable": sum(p.numel() for p in params), **sc, "chance": 0.5,
+               "val_score_mean": float(np.mean(curve["val_score"]))}   # how soon it learned: the rate tie-break
     arrays = {}
     if cfg.task == "flipflop":
         metrics["accuracy"] = sc["score"]
@@ -446,17 +447,20 @@ def by_width(done, metric: str, modes, digits: int = 3):
 
 def selection(df):
     """The runs of tasks_selection as a table: a row per run (task, mode, width, rate, validation score or "not
-    run"), "chosen" marking the winner of each (task, mode, width) by score (report.winners), and saying so when it
-    sits on an edge of its grid."""
+    run", mean validation score over training), "chosen" marking the winner of each (task, mode, width) by score,
+    ties split by that mean (report.winners, presets.TASK_TIEBREAK), and saying so when it sits on an edge of its
+    grid."""
     import pandas as pd
 
     from . import report
 
-    cols = ["task", "mode", "width", "learning rate", "validation score", "chosen"]
+    from .presets import TASK_TIEBREAK
+
+    cols = ["task", "mode", "width", "learning rate", "validation score", "mean score over training", "chosen"]
     if not len(df):
         return pd.DataFrame(columns=cols)
     by = ("task", "mode", "n_hidden")
-    best = report.winners(df, by, "score") if "score" in df else {}
+    best = report.winners(df, by, "score", TASK_TIEBREAK) if "score" in df else {}
     grids = df.groupby(list(by))["lr"].apply(list).to_dict()
     rows = []
     for _, r in df.iterrows():
@@ -464,7 +468,8 @@ def selection(df):
         chosen = bool(r["stored"]) and best.get(key) == r["lr"]
         mark = ("chosen" + (", on the edge of the grid" if report.on_edge(r["lr"], grids[key]) else "")) if chosen else ""
         rows.append({"task": r["task"], "mode": r["mode"], "width": r["n_hidden"], "learning rate": f"{r['lr']:g}",
-                     "validation score": f"{r['score']:.4f}" if r["stored"] else "not run", "chosen": mark})
+                     "validation score": f"{r['score']:.4f}" if r["stored"] else "not run",
+                     "mean score over training": f"{r[TASK_TIEBREAK]:.4f}" if r["stored"] else "-", "chosen": mark})
     return pd.DataFrame(rows, columns=cols)
 
 
