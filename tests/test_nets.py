@@ -348,3 +348,31 @@ def test_a_stopped_run_goes_on_from_its_checkpoint_with_the_same_numbers(tmp_pat
     assert resumed["metrics"]["eval_loss"] == whole["metrics"]["eval_loss"]
     np.testing.assert_array_equal(resumed["arrays"]["pred"], whole["arrays"]["pred"])
     assert resumed["prior_seconds"] > 0 and whole["prior_seconds"] == 0 and not ck.exists()
+
+
+def _with_grads(*grads):
+    ps = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for p, g in zip(ps, grads):
+        p.grad = g.clone()
+    return ps
+
+
+def test_clip_grad_norm_equals_torchs_whenever_its_norm_is_finite():
+    g = torch.Generator().manual_seed(0)
+    grads = (torch.randn(30, 20, generator=g) * 5, torch.randn(7, generator=g))
+    ours, theirs = _with_grads(*grads), _with_grads(*grads)
+    n1, n2 = nets.clip_grad_norm(ours, 1.0), torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    assert torch.equal(n1, n2) and all(torch.equal(a.grad, b.grad) for a, b in zip(ours, theirs))
+
+
+def test_clip_grad_norm_survives_a_finite_gradient_whose_float32_square_overflows():
+    grads = (torch.tensor([3e19, -4e19]), torch.tensor([0.0]))        # norm 5e19: its square is past float32
+    assert not torch.isfinite(torch.nn.utils.clip_grad_norm_(_with_grads(*grads), 1.0))  # torch: inf, grads zeroed
+    ps = _with_grads(*grads)
+    norm = nets.clip_grad_norm(ps, 1.0)
+    assert abs(norm.item() / 5e19 - 1) < 1e-6
+    assert torch.allclose(ps[0].grad, torch.tensor([0.6, -0.8]), atol=1e-6)   # the direction kept, the norm clipped to 1
+
+
+def test_clip_grad_norm_reports_a_gradient_that_is_not_finite():
+    assert not torch.isfinite(nets.clip_grad_norm(_with_grads(torch.tensor([float("inf"), 1.0])), 1.0))

@@ -253,7 +253,7 @@ def generate(cfg: GenConfig, device: str = "auto", progress: bool = False) -> di
                 metrics["diverged_at"] = step
                 break
             loss.backward()
-            if not torch.isfinite(torch.nn.utils.clip_grad_norm_(params, cfg.clip)):  # an infinite gradient: the same
+            if not torch.isfinite(nets.clip_grad_norm(params, cfg.clip)):  # an infinite gradient: the same
                 metrics["diverged_at"] = step
                 break
             opt.step()

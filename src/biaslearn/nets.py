@@ -160,3 +160,21 @@ class RandomRNN(_Random):
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
         y = self.states(x, h) @ self.W_out.T  # (batch, time, n_out)
         return y + self.c if hasattr(self, "c") else y
+
+
+def clip_grad_norm(params, max_norm: float) -> torch.Tensor:
+    """torch.nn.utils.clip_grad_norm_ (the same two calls, so the same numbers whenever its norm is finite), but a
+    norm that overflows is taken again with the gradients divided by their largest magnitude: a float32 sum of
+    squares is infinite once a gradient passes ~1.8e19, and then torch scales every gradient by 0. An exploding
+    network (the generation chapter's g = 2.0, whose activity grows ~(g/sqrt 2)^t) has such finite gradients at
+    its first step. Returns the norm: infinite or NaN only when a gradient is."""
+    from torch.nn.utils import clip_grads_with_norm_, get_total_norm
+
+    params = list(params)
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = get_total_norm(grads)
+    if not torch.isfinite(norm) and all(torch.isfinite(g).all() for g in grads):
+        top = max(g.abs().max() for g in grads)
+        norm = top * get_total_norm([g / top for g in grads])
+    clip_grads_with_norm_(params, max_norm, norm)
+    return norm
