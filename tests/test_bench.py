@@ -9,16 +9,17 @@ from biaslearn import bench
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _row(variant, seconds, setup=0.0, batches=None):
+def _row(variant, seconds, setup=0.0, batches=None, cache_mb=None):
     return {"variant": variant, "seconds_per_epoch": seconds, "setup_seconds": setup, "peak_mb": 2048.0,
+            "cache_mb": cache_mb, "own_mb": None if cache_mb is None else cache_mb + 10,
             "extrapolated_from_batches": batches}
 
 
-ROWS = [_row("plain", 20.0), _row("fast", 2.0, setup=22.4), _row("full", 50.0, batches=20)]
+ROWS = [_row("plain", 20.0), _row("fast", 2.0, setup=22.4, cache_mb=1000.0), _row("full", 50.0, batches=20)]
 
 
 def test_speedup_is_plain_over_fast():
-    assert bench.speedup(ROWS) == 10.0
+    assert bench.speedup(ROWS) == 10.0 and bench.speedup(ROWS, "full") == 0.4
     assert bench.speedup([_row("plain", 3.0), _row("fast", 4.0)]) == 0.75
     assert bench.speedup([_row("plain", 3.0), _row("full", 4.0)]) is None  # no fast path timed
 
@@ -29,23 +30,45 @@ def test_batches_scale_to_a_whole_epoch():
     assert bench.per_epoch(1.0, 1, n=512) == 2.0
 
 
+def test_bandwidth_is_the_cache_read_once_per_epoch():
+    assert bench.bandwidth(ROWS[1]) == pytest.approx(1000 * 2**20 / 2.0 / 1e9)
+    assert bench.bandwidth(ROWS[0]) is None  # no cache
+
+
+def test_triad_measures_a_positive_bandwidth():
+    assert 0 < bench.triad(n=1_000_000, repeats=2) < 10_000
+
+
 def test_table_lines():
-    assert bench.line(ROWS[0]) == "plain         20.00 s/epoch  setup    0.0 s  peak     2048 MB"
+    assert bench.line(ROWS[0]) == "plain          20.00 s/epoch  setup    0.0 s  peak     2048 MB"
     assert bench.line(ROWS[2]).endswith("MB  (from 20 batches)")
     assert bench.line(ROWS[0] | {"device_peak_mb": None}) == bench.line(ROWS[0])  # a CPU run: no device peak
     assert bench.line(ROWS[2] | {"device_peak_mb": 8200.4}) == (
-        "full          50.00 s/epoch  setup    0.0 s  peak     2048 MB  device peak     8200 MB  (from 20 batches)")
+        "full           50.00 s/epoch  setup    0.0 s  peak     2048 MB  device peak     8200 MB  (from 20 batches)")
+    fast = bench.line(ROWS[1], ROWS, triad_gbs=2.0)
+    assert " 10.0x plain" in fast and "  0.5 GB/s =  26% of triad" in fast and "cache   1000 MB, own peak   1010 MB" in fast
 
 
 def test_report_schema():
-    rep = bench.report(ROWS, n=512, hidden=64, load=1.5)
+    rep = bench.report([dict(r) for r in ROWS], n=512, hidden=64, load=1.5, triad_gbs=2.0)
     assert rep["shape"] == {"n": 512, "d": 784, "hidden": 64, "classes": 10, "batch": 256}
-    assert rep["variants"] == ROWS and rep["speedup_fast_vs_plain"] == 10.0
+    assert rep["speedup_fast_vs_plain"] == 10.0 and rep["triad_gbs"] == 2.0
+    fast = rep["variants"][1]
+    assert fast["speedup_vs_plain"] == 10.0 and fast["fraction_of_triad"] == pytest.approx(bench.bandwidth(fast) / 2)
+    assert rep["variants"][2]["effective_gbs"] is None and rep["variants"][2]["speedup_vs_plain"] == 0.4
     assert rep["load_average_at_start"] == 1.5
     assert set(rep["machine"]) == {"cpu", "cores", "threads", "device", "gpu", "torch"}
-    assert bench.report(ROWS, device="cpu")["machine"]["gpu"] is None
-    assert "speedup_fast_vs_plain" not in bench.report(ROWS[2:], load=0.0)
+    assert bench.report([], device="cpu")["machine"]["gpu"] is None
+    assert "speedup_fast_vs_plain" not in bench.report([dict(r) for r in ROWS[2:]], load=0.0)
     assert bench.report([])["shape"]["hidden"] == 32_000  # the paper's shape by default
+
+
+def test_summary_names_the_fastest_path_its_speedup_and_bandwidth_share():
+    rows = [dict(r) for r in ROWS] + [_row("kernel", 1.0, cache_mb=1000.0)]
+    s = bench.summary(bench.report(rows, triad_gbs=2.0))
+    assert s.startswith("fastest bias-only path: bias-only, cache + compiled step, 1.00 s/epoch, 20.0x the plain")
+    assert s.endswith("1.0 GB/s, 52% of the triad's 2.0 GB/s")
+    assert bench.summary(bench.report([dict(ROWS[0])])) == "no fast path timed"
 
 
 def test_default_output_is_in_the_book_not_among_the_runs():
@@ -53,14 +76,18 @@ def test_default_output_is_in_the_book_not_among_the_runs():
     assert (REPO / "book" / "bench.json").exists()  # the committed benchmark the reproducing page quotes
 
 
-@pytest.mark.parametrize("name", ["plain", "fast", "full", "full_bf16"])
+@pytest.mark.parametrize("name", bench.VARIANTS)
 def test_variant_row_on_a_tiny_shape(name):
     row = bench.variant(name, full_batches=1, n=512, hidden=64, device="cpu")
     assert set(row) == {"variant", "seconds_per_epoch", "setup_seconds", "peak_mb", "device_peak_mb",
-                        "extrapolated_from_batches"}
+                        "extrapolated_from_batches", "cache_mb", "own_mb"}
     assert row["variant"] == name and row["device_peak_mb"] is None  # the device's peak: CUDA only
     assert row["extrapolated_from_batches"] == (1 if name.startswith("full") else None)
-    assert (row["setup_seconds"] > 0) == (name == "fast")  # only the fast path has a cache to compute
+    cached = name in bench.CACHED                        # only the fast paths have a cache to compute
+    assert (row["setup_seconds"] > 0) == cached and (row["cache_mb"] is not None) == cached
+    if cached:
+        assert row["cache_mb"] == 512 * 64 * (2 if name.endswith("bf16") else 4) / 2**20
+        assert row["own_mb"] >= 0 and row["peak_mb"] > row["own_mb"]
 
 
 def test_unknown_variant():
@@ -69,27 +96,24 @@ def test_unknown_variant():
 
 
 def test_written_json_is_what_the_reproducing_chapter_reads(tmp_path, monkeypatch, capsys):
-    """main() (each variant in-process here) writes a file that the chapter's cell prints from."""
-    fake = {"plain": _row("plain", 20.0), "fast": _row("fast", 2.0, setup=22.4)}
+    """main() (each variant in-process here) writes a file that the chapter's table is built from."""
+    fake = {"plain": _row("plain", 20.0), "fast": _row("fast", 2.0, setup=22.4, cache_mb=1000.0)}
     monkeypatch.setattr(bench, "run_variant", lambda v, full_batches, n, hidden, device: fake[v])
+    monkeypatch.setattr(bench, "triad", lambda device: 2.0)
     out = tmp_path / "bench.json"
     bench.main(["--variants", "plain", "fast", "--n", "512", "--hidden", "64", "--out", str(out)])
     printed = capsys.readouterr().out
-    assert "fast path is 10.0x faster per epoch" in printed and f"written {out}" in printed
-    assert json.loads(out.read_text())["shape"]["hidden"] == 64
+    assert "fastest bias-only path: bias-only, cache + PyTorch step, 2.00 s/epoch, 10.0x the plain" in printed
+    assert "triad" in printed and f"written {out}" in printed
+    rep = json.loads(out.read_text())
+    assert rep["shape"]["hidden"] == 64 and rep["triad_gbs"] == 2.0
+    t = bench.table(rep)
+    assert list(t["way of training"]) == [bench.WHAT["plain"], bench.WHAT["fast"]]
+    assert t.loc[1, "× plain"] == "10.0" and t.loc[1, "of the triad"] == "26%" and t.loc[0, "GB/s read"] == ""
 
     nb = json.loads((REPO / "book" / "reproducing.ipynb").read_text())
     cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
-    [cell] = [c for c in cells if "bench.json" in c and "bench_file" in c]
-    monkeypatch.chdir(tmp_path)  # the chapter runs in book/ and reads bench.json there
-    exec(cell, {"json": json, "Path": Path})
-    printed = capsys.readouterr().out
-    assert "No benchmark stored" not in printed
-    lines = {ln.split("  ")[0]: ln for ln in printed.splitlines()}
-    assert lines["bias-only, cached projection (fast path)"].endswith(
-        " 2.0 s/epoch, peak   2.0 GB, plus 22 s once to compute the cache")
-    assert " 20.0 s/epoch" in lines["bias-only, plain frozen-weight network"]
-    assert "fast path vs plain network: 10.0x faster per epoch" in printed
+    assert any("bench.table(" in c and "bench.json" in c for c in cells)  # the chapter shows this table
 
 
 def test_timings_wait_for_the_device(monkeypatch):

@@ -210,6 +210,63 @@ def test_fast_path_bfloat16_cache_is_close():
     assert (g32 - g16).norm() < 0.05 * g32.norm()
 
 
+@pytest.mark.parametrize("out_bias", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n_out", [10, 3])
+def test_compiled_kernel_equals_autograd(out_bias, threads, n_out):
+    """kernel.bias_step (numba, one pass over the cache): autograd's loss and bias gradient, any thread count."""
+    from biaslearn import kernel
+    model = nets.RandomMLP(30, 200, n_out, "bias", seed=2, out_bias=out_bias)
+    x, y = torch.rand(90, 30), torch.randint(0, n_out, (90,))
+    rows = torch.randperm(90, generator=torch.Generator().manual_seed(0))[:63]  # not a multiple of the threads
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        loss, grad = kernel.bias_step(train.project(x, model.W_in), rows, y[rows], model.b, model.W_out,
+                                      getattr(model, "c", None))
+    finally:
+        torch.set_num_threads(before)
+    ref = F.cross_entropy(model(x[rows]), y[rows])
+    ref.backward()
+    assert abs(loss.item() - ref.item()) < 1e-6
+    torch.testing.assert_close(grad, model.b.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_compiled_kernel_reads_a_bfloat16_cache_as_the_torch_step_does():
+    from biaslearn import kernel
+    model = nets.RandomMLP(30, 200, 10, "bias", seed=2)
+    x, y = torch.rand(64, 30), torch.randint(0, 10, (64,))
+    P16, rows = train.project(x, model.W_in, torch.bfloat16), torch.arange(64)
+    (l1, g1), (l2, g2) = (kernel.bias_step(P16, rows, y, model.b, model.W_out),
+                          train.bias_step(P16, rows, y, model.b, model.W_out))
+    assert abs(l1.item() - l2.item()) < 1e-6
+    torch.testing.assert_close(g1, g2, rtol=1e-5, atol=1e-7)
+
+
+def test_compiled_kernel_refuses_what_it_cannot_read():
+    from biaslearn import kernel
+    model = nets.RandomMLP(30, 20, 10, "bias", seed=2)
+    with pytest.raises(ValueError, match="float32 or bfloat16 cache in host memory"):
+        kernel.bias_step(torch.zeros(4, 20, dtype=torch.float64), torch.arange(4), torch.zeros(4, dtype=torch.long),
+                         model.b, model.W_out)
+
+
+def test_training_with_the_compiled_kernel_matches_the_torch_step():
+    cfg = train.Config(dataset="synthetic", mode="bias", n_hidden=64, epochs=2, lr=1e-2)
+    a, b = train.train(cfg, progress=False), train.train(cfg.replace(kernel="numba"), progress=False)
+    np.testing.assert_allclose(a["curve"]["train_loss"], b["curve"]["train_loss"], rtol=1e-4)
+    assert abs(a["metrics"]["eval_acc"] - b["metrics"]["eval_acc"]) <= 0.01
+
+
+def test_the_compiled_kernel_is_a_cpu_bias_step_and_old_keys_stay():
+    from biaslearn import results
+    with pytest.raises(ValueError, match="kernel 'numba' with mode 'bias'"):
+        train.Config(mode="full", kernel="numba")
+    cfg = train.Config(dataset="synthetic", n_hidden=8, epochs=1)
+    assert results.key(cfg) == results.key(cfg.replace(kernel="torch")) != results.key(cfg.replace(kernel="numba"))
+    assert "kernel" not in results.canonical(cfg)    # stored runs keep their keys
+
+
 def test_fused_adam_takes_the_same_steps_as_plain_adam():
     """train.py trains with fused Adam (much faster on 25M weights); it is the same algorithm."""
     x, y = torch.rand(64, 20), torch.randint(0, 10, (64,))

@@ -1,17 +1,25 @@
 """Speed of one training epoch at the paper's shape (60,000 x 784 -> 32,000 -> 10, batch 256),
-on synthetic data, for each way of training:
+on synthetic data, for each way of training, beside the machine's own memory bandwidth:
 
-    plain      bias-only, the plain autograd network with frozen weights (the reference)
-    fast       bias-only, cached projection + fused step (train.project + train.bias_step),
-               median of FAST_EPOCHS epochs; the projection is reported as setup time
-    full       fully trained, fp32 autograd                   (timed on `--full-batches` batches)
-    full_bf16  fully trained, bf16 autocast                    (the same; CPU bf16 is often slower)
+    plain        bias-only, the plain autograd network with frozen weights (the reference)
+    fast         bias-only, cached projection + PyTorch fused step (train.project + train.bias_step)
+    fast_bf16    the same with a bfloat16 cache
+    kernel       bias-only, cached projection + the compiled step (kernel.bias_step, numba; CPU only)
+    kernel_bf16  the same with a bfloat16 cache
+    full         fully trained, fp32 autograd                   (timed on `--full-batches` batches)
+    full_bf16    fully trained, bf16 autocast                    (the same)
+
+The fast variants are timed as the median of FAST_EPOCHS epochs (the projection is reported as setup
+time). Each prints its effective bandwidth: the bytes an epoch must read (the cache, once: each row goes
+forward and back while it is in the CPU cache) over the epoch's time, and its fraction of the bandwidth a
+STREAM-like triad a = b + s c measures in the same run (``triad``: 2 reads + 1 write counted, all threads).
 
 Each variant runs in its own process so that its peak resident memory (host RSS, ``peak_mb``) is its
-own; on a GPU each row also holds the peak memory allocated on the device (``device_peak_mb``, counted
-afresh for each variant; None on a CPU). Clocks are read once the device's queued work is done
-(runtime.clock). On a GPU too small for the cache the fast path keeps it in host memory, as
-train.train does.
+own; ``own_mb`` is the peak less the process's memory just before the cache was built (the fast path's
+own memory, to set beside ``cache_mb``). On a GPU each row also holds the peak memory allocated on the
+device (``device_peak_mb``; None on a CPU). Clocks are read once the device's queued work is done
+(runtime.clock). On a GPU too small for the cache the fast path keeps it in host memory, as train.train
+does; the kernel variants are skipped on a GPU.
 ``python -m biaslearn.bench`` prints a table and writes book/bench.json (read by the
 reproducing chapter; it is not a run, so it is kept out of results/).
 """
@@ -29,11 +37,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import nets, results, runtime, train
+from . import kernel, nets, results, runtime, train
 
 N, D, H, K, BATCH = 60_000, 784, 32_000, 10, 256
 FAST_EPOCHS = 3  # the fast path is timed over this many epochs (median); the plain one over one
-VARIANTS = ("plain", "fast", "full", "full_bf16")
+VARIANTS = ("plain", "fast", "fast_bf16", "kernel", "kernel_bf16", "full", "full_bf16")
+CACHED = ("fast", "fast_bf16", "kernel", "kernel_bf16")  # the bias-only fast paths, over a cached projection
+TRIAD_N = 100_000_000      # float32 elements per triad array (400 MB each: far beyond any CPU cache)
 OUT = Path(__file__).resolve().parents[2] / "book" / "bench.json"  # <repository>/book/bench.json
 
 
@@ -52,46 +62,87 @@ def per_epoch(seconds: float, batches: int, n: int = N) -> float:
     return seconds * -(-n // BATCH) / batches
 
 
+def rss_mb(peak: bool = False) -> float:
+    """The process's resident memory now, or its peak (``peak``), in MB (Linux /proc: VmRSS, VmHWM; a
+    peak counted from this program's start, not the parent's; else getrusage's peak)."""
+    try:
+        with open("/proc/self/status") as f:
+            field = "VmHWM:" if peak else "VmRSS:"
+            return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
+    except (OSError, ValueError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def triad(n: int = TRIAD_N, repeats: int = 5, device: str = "cpu") -> float:
+    """Memory bandwidth (GB/s) of a = b + 3 c over float32 arrays of n elements on ``device`` (torch's threads on
+    a CPU): the best of ``repeats``, 3 x 4 n bytes counted (STREAM's convention: the write-allocate read is not)."""
+    dev = nets.device(device)
+    a, b, c = (torch.empty(n, device=dev), torch.rand(n, device=dev), torch.rand(n, device=dev))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = runtime.clock(dev)
+        torch.add(b, c, alpha=3.0, out=a)
+        best = min(best, runtime.clock(dev) - t0)
+    return 3 * 4 * n / best / 1e9
+
+
+def _epochs_cached(name, P, y, model, opt, dev, n):
+    """Median seconds of FAST_EPOCHS epochs of a fast variant over the cache P, as train.train runs them."""
+    times, work, slice_rows = [], {}, runtime.slice_rows(dev, BATCH)
+    for _ in range(FAST_EPOCHS):
+        t0, perm = runtime.clock(dev), torch.randperm(n)
+        perm, perm_P = perm.to(dev), perm.to(P.device)  # indices of the labels, of the cache
+        for i in range(0, n, BATCH):
+            opt.zero_grad(set_to_none=True)
+            yb = y[perm[i:i + BATCH]]
+            if name.startswith("kernel"):
+                _, model.b.grad = kernel.bias_step(P, perm_P[i:i + BATCH], yb, model.b, model.W_out, work=work)
+            else:
+                Pb, r = train.batch_rows(P, perm_P[i:i + BATCH], dev, work)
+                _, model.b.grad = train.bias_step(Pb, r, yb, model.b, model.W_out, slice_rows=slice_rows, work=work)
+            opt.step()
+        times.append(runtime.clock(dev) - t0)
+    return sorted(times)[len(times) // 2]
+
+
 def variant(name: str, full_batches: int, n: int = N, hidden: int = H, device: str = "auto") -> dict:
     """Time one epoch of variant ``name`` on ``n`` synthetic examples and ``hidden`` units, on ``device``."""
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}: use one of {VARIANTS}")
     dev = nets.device(device)
+    if name.startswith("kernel") and dev.type != "cpu":
+        raise ValueError(f"variant {name!r} is the CPU kernel: run it with --device cpu")
     runtime.reset_peak(dev)
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(n, D, generator=g).to(dev), torch.randint(0, K, (n,), generator=g).to(dev)
     mode = "full" if name.startswith("full") else "bias"
     model = nets.RandomMLP(D, hidden, K, mode).to(dev)
     opt = train.optimizer(model.parameters(), "adam", 1e-3, dev)
-    t0 = runtime.clock(dev)
-    setup = 0.0
-    if name == "fast":  # as train.train does it
-        P = train.project(x, model.W_in, device=train.cache_devices(n, 0, hidden, torch.float32, dev)[0])
+    setup, cache_mb, own_mb = 0.0, None, None
+    if name in CACHED:  # as train.train does it
+        dtype = torch.bfloat16 if name.endswith("_bf16") else torch.float32
+        if name.startswith("kernel"):  # compile first (on 2 rows): neither timed nor counted as the cache's memory
+            kernel.bias_step(torch.zeros(2, hidden, dtype=dtype), torch.arange(2), y[:2], model.b, model.W_out)
+        before, t0 = rss_mb(), runtime.clock(dev)
+        P = train.project(x, model.W_in, dtype, device=train.cache_devices(n, 0, hidden, dtype, dev)[0])
         setup = runtime.clock(dev) - t0
-        times, work, slice_rows = [], {}, runtime.slice_rows(dev, BATCH)
-        for _ in range(FAST_EPOCHS):  # cheap: time several epochs and keep the median
-            t0, perm = runtime.clock(dev), torch.randperm(n)
-            perm, perm_P = perm.to(dev), perm.to(P.device)  # indices of the labels, of the cache
-            for i in range(0, n, BATCH):
-                Pb, r = train.batch_rows(P, perm_P[i:i + BATCH], dev, work)
-                opt.zero_grad(set_to_none=True)
-                _, model.b.grad = train.bias_step(Pb, r, y[perm[i:i + BATCH]], model.b, model.W_out,
-                                                  slice_rows=slice_rows, work=work)
-                opt.step()
-            times.append(runtime.clock(dev) - t0)
-        epoch = sorted(times)[len(times) // 2]
-    elif name in ("plain", "full"):
-        _epoch_plain(model, x, y, opt, None if name == "plain" else full_batches)
-        epoch = runtime.clock(dev) - t0
-    else:  # full_bf16
-        with torch.autocast(dev.type, dtype=torch.bfloat16):
-            _epoch_plain(model, x, y, opt, full_batches)
+        epoch = _epochs_cached(name, P, y, model, opt, dev, n)
+        cache_mb = P.numel() * P.element_size() / 2**20
+        own_mb = rss_mb(peak=True) - before
+    else:
+        t0 = runtime.clock(dev)
+        if name in ("plain", "full"):
+            _epoch_plain(model, x, y, opt, None if name == "plain" else full_batches)
+        else:  # full_bf16
+            with torch.autocast(dev.type, dtype=torch.bfloat16):
+                _epoch_plain(model, x, y, opt, full_batches)
         epoch = runtime.clock(dev) - t0
     if name.startswith("full"):  # timed on a few batches: scale to a whole epoch
         epoch = per_epoch(epoch, full_batches, n)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = rss_mb(peak=True)
     device_peak = runtime.peak_bytes(dev)
     return {"variant": name, "seconds_per_epoch": epoch, "setup_seconds": setup, "peak_mb": peak_mb,
+            "cache_mb": cache_mb, "own_mb": own_mb,
             "device_peak_mb": None if device_peak is None else device_peak / 2**20,
             "extrapolated_from_batches": full_batches if name.startswith("full") else None}
 
@@ -104,28 +155,43 @@ def run_variant(name: str, full_batches: int, n: int = N, hidden: int = H, devic
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def speedup(rows: list[dict]) -> float | None:
-    """Seconds per epoch of the plain network over those of the fast path (None without both)."""
+def speedup(rows: list[dict], name: str = "fast") -> float | None:
+    """Seconds per epoch of the plain network over those of variant ``name`` (None without both)."""
     by = {r["variant"]: r for r in rows}
-    if "plain" in by and "fast" in by:
-        return by["plain"]["seconds_per_epoch"] / by["fast"]["seconds_per_epoch"]
+    if "plain" in by and name in by:
+        return by["plain"]["seconds_per_epoch"] / by[name]["seconds_per_epoch"]
     return None
 
 
-def line(r: dict) -> str:
-    """One row of the printed table."""
+def bandwidth(r: dict) -> float | None:
+    """A fast variant's effective bandwidth (GB/s): its cache's bytes (read once per epoch) over its epoch."""
+    return None if r.get("cache_mb") is None else r["cache_mb"] * 2**20 / r["seconds_per_epoch"] / 1e9
+
+
+def line(r: dict, rows: list[dict] = (), triad_gbs: float | None = None) -> str:
+    """One row of the printed table (with ``rows`` and ``triad_gbs``: its speed-up and share of the bandwidth)."""
     note = f"  (from {r['extrapolated_from_batches']} batches)" if r["extrapolated_from_batches"] else ""
     on_device = f"  device peak {r['device_peak_mb']:8.0f} MB" if r.get("device_peak_mb") is not None else ""
-    return (f"{r['variant']:10s} {r['seconds_per_epoch']:8.2f} s/epoch  setup {r['setup_seconds']:6.1f} s  "
-            f"peak {r['peak_mb']:8.0f} MB" + on_device + note)
+    fast = speedup(list(rows), r["variant"])
+    more = f"  {fast:5.1f}x plain" if fast is not None and r["variant"] != "plain" else ""
+    if bandwidth(r) is not None:
+        more += f"  {bandwidth(r):5.1f} GB/s" + (f" = {bandwidth(r) / triad_gbs:4.0%} of triad" if triad_gbs else "")
+        more += f"  cache {r['cache_mb']:6.0f} MB, own peak {r['own_mb']:6.0f} MB"
+    return (f"{r['variant']:11s} {r['seconds_per_epoch']:8.2f} s/epoch  setup {r['setup_seconds']:6.1f} s  "
+            f"peak {r['peak_mb']:8.0f} MB" + on_device + more + note)
 
 
 def report(rows: list[dict], n: int = N, hidden: int = H, load: float | None = None,
-           device: str = "auto") -> dict:
-    """What book/bench.json holds: the shape, one row per variant, the machine, the speed-up."""
+           device: str = "auto", triad_gbs: float | None = None) -> dict:
+    """What book/bench.json holds: the shape, one row per variant (with its speed-up over the plain network
+    and, for a fast variant, its effective bandwidth and its fraction of the triad's), the machine."""
     dev = nets.device(device)
+    for r in rows:
+        r["speedup_vs_plain"] = speedup(rows, r["variant"])
+        r["effective_gbs"] = bandwidth(r)
+        r["fraction_of_triad"] = None if bandwidth(r) is None or not triad_gbs else bandwidth(r) / triad_gbs
     rep = {"shape": {"n": n, "d": D, "hidden": hidden, "classes": K, "batch": BATCH}, "variants": rows,
-           "load_average_at_start": os.getloadavg()[0] if load is None else load,
+           "triad_gbs": triad_gbs, "load_average_at_start": os.getloadavg()[0] if load is None else load,
            "machine": {"cpu": results.cpu_name(), "cores": os.cpu_count(),
                        "threads": torch.get_num_threads(), "device": str(dev),
                        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
@@ -134,6 +200,48 @@ def report(rows: list[dict], n: int = N, hidden: int = H, load: float | None = N
     if speedup(rows) is not None:
         rep["speedup_fast_vs_plain"] = speedup(rows)
     return rep
+
+
+WHAT = {"plain": "bias-only, plain frozen-weight network", "fast": "bias-only, cache + PyTorch step",
+        "fast_bf16": "bias-only, bfloat16 cache + PyTorch step", "kernel": "bias-only, cache + compiled step",
+        "kernel_bf16": "bias-only, bfloat16 cache + compiled step", "full": "fully trained, float32",
+        "full_bf16": "fully trained, bfloat16 autocast"}
+
+
+def fastest(rep: dict) -> dict | None:
+    """The fast variant with the shortest epoch in a report (None if none was timed)."""
+    rows = [r for r in rep["variants"] if r["variant"] in CACHED]
+    return min(rows, key=lambda r: r["seconds_per_epoch"]) if rows else None
+
+
+def summary(rep: dict) -> str:
+    """One sentence: the fastest bias-only path against the plain network and the measured bandwidth."""
+    r = fastest(rep)
+    if r is None:
+        return "no fast path timed"
+    s = f"fastest bias-only path: {WHAT[r['variant']]}, {r['seconds_per_epoch']:.2f} s/epoch"
+    if r.get("speedup_vs_plain"):
+        s += f", {r['speedup_vs_plain']:.1f}x the plain network"
+    if r.get("fraction_of_triad"):
+        s += f"; {r['effective_gbs']:.1f} GB/s, {r['fraction_of_triad']:.0%} of the triad's {rep['triad_gbs']:.1f} GB/s"
+    return s
+
+
+def table(rep: dict):
+    """The report as a DataFrame, a row per variant (what the reproducing chapter shows)."""
+    import pandas as pd
+
+    def num(v, fmt):
+        return "" if v is None else format(v, fmt)
+    return pd.DataFrame([{
+        "way of training": WHAT[r["variant"]], "s / epoch": num(r["seconds_per_epoch"], ".2f"),
+        "× plain": num(r.get("speedup_vs_plain"), ".1f"), "GB/s read": num(r.get("effective_gbs"), ".1f"),
+        "of the triad": num(r.get("fraction_of_triad"), ".0%"),
+        "cache (GB)": num(None if r.get("cache_mb") is None else r["cache_mb"] / 1024, ".2f"),
+        "own peak (GB)": num(None if r.get("own_mb") is None else r["own_mb"] / 1024, ".2f"),
+        "process peak (GB)": num(r["peak_mb"] / 1024, ".2f"), "setup (s)": num(r["setup_seconds"] or None, ".0f"),
+        "timed on": f"{r['extrapolated_from_batches']} batches" if r["extrapolated_from_batches"] else
+        ("1 epoch" if r["variant"] == "plain" else f"median of {FAST_EPOCHS} epochs")} for r in rep["variants"]])
 
 
 def main(argv=None):
@@ -149,15 +257,17 @@ def main(argv=None):
     if a.variant:  # child process: one variant, one JSON line
         print(json.dumps(variant(a.variant, a.full_batches, a.n, a.hidden, a.device)))
         return
-    load = os.getloadavg()[0]
+    load, dev = os.getloadavg()[0], nets.device(a.device)
+    variants = [v for v in a.variants if dev.type == "cpu" or not v.startswith("kernel")]  # the kernel: CPU only
+    triad_gbs = triad(device=a.device) if any(v in CACHED for v in variants) else None
+    if triad_gbs:
+        print(f"triad (a = b + 3c, {TRIAD_N:,} float32 each, {torch.get_num_threads()} threads): {triad_gbs:.1f} GB/s")
     rows = []
-    for v in a.variants:
+    for v in variants:
         rows.append(run_variant(v, a.full_batches, a.n, a.hidden, a.device))
-        print(line(rows[-1]), flush=True)
-    rep = report(rows, a.n, a.hidden, load, a.device)
-    if "speedup_fast_vs_plain" in rep:
-        print(f"fast path is {rep['speedup_fast_vs_plain']:.1f}x faster per epoch than the plain "
-              f"frozen-weight network (load average at start {load:.1f})")
+        print(line(rows[-1], rows, triad_gbs), flush=True)
+    rep = report(rows, a.n, a.hidden, load, a.device, triad_gbs)
+    print(f"{summary(rep)} (load average at start {load:.1f})")
     if a.out:
         results._atomic_write(Path(a.out), (json.dumps(rep, indent=1) + "\n").encode())
         print("written", a.out)

@@ -122,6 +122,13 @@ def feedforward_bf16(scale: str = "paper", seeds=range(5), datasets=("mnist",)) 
     return [c.replace(cache_dtype="bfloat16") for c in feedforward(scale, seeds, datasets, modes=("bias",))]
 
 
+def feedforward_kernel(scale: str = "paper", seeds=range(5), datasets=("mnist",)) -> list[Config]:
+    """Figure 1's bias-only runs trained with the compiled step (kernel.bias_step), float32 and bfloat16 caches,
+    kept apart (results/feedforward_kernel) so that Figure 1's claims never count them twice."""
+    return [c.replace(experiment="feedforward_kernel", kernel="numba", cache_dtype=dt)
+            for dt in ("float32", "bfloat16") for c in feedforward(scale, seeds, datasets, modes=("bias",))]
+
+
 def feedforward_swap(scale: str = "paper", seeds=range(5), datasets=("mnist", "fashion_mnist")) -> list[SwapConfig]:
     """One network per seed, every task's learned biases swapped in (needs the bias-only runs)."""
     return [SwapConfig(runs=tuple(feedforward(scale, [s], datasets, modes=("bias",))), seed=s) for s in seeds]
@@ -743,6 +750,8 @@ PRESETS = {p.name: p for p in [
     Preset("feedforward_tuned", feedforward_tuned, "feedforward", "Figure 1 at each data set's own rates",
            ("datasets", "modes")),
     Preset("feedforward_bf16", feedforward_bf16, "feedforward", "the bfloat16 cache check", ("datasets",)),
+    Preset("feedforward_kernel", feedforward_kernel, "feedforward", "the compiled step's check (float32, bfloat16)",
+           ("datasets",)),
     Preset("feedforward_swap", feedforward_swap, "feedforward", "one network, every task's biases swapped in",
            ("datasets",)),
     Preset("width", width, "width", "accuracy vs width, four regimes", ("datasets", "modes", "widths")),

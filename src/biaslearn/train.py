@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data, nets, runtime
+from . import data, kernel, nets, runtime
 from .config import Base
 
 
@@ -58,11 +58,14 @@ class Config(Base):
                                      # training and 2,000 test images of 10,000; split "val": 6,400 / 1,600 of the 8,000
     eval_set: str = ""               # "": score the protocol's test images; "dig_mnist": score Dig-MNIST instead
                                      # ("synthetic1": the quick runs' stand-in)
+    kernel: str = "torch"            # bias mode: the step over the cache, "torch" (bias_step, any device) or
+                                     # "numba" (kernel.bias_step, compiled, CPU only: the same numbers to rounding)
 
     CHOICES = {"mode": tuple(nets.MODES), "init": nets.INITS, "optimizer": ("adam", "sgd"),
                "split": ("test", "val"), "cache_dtype": ("float32", "bfloat16"),
-               "protocol": ("standard", "reduced"), "eval_set": ("", "dig_mnist", "synthetic1")}
-    ADDED = {"rerun": 0, "mask_slope": 0.0, "protocol": "standard", "eval_set": ""}
+               "protocol": ("standard", "reduced"), "eval_set": ("", "dig_mnist", "synthetic1"),
+               "kernel": ("torch", "numba")}
+    ADDED = {"rerun": 0, "mask_slope": 0.0, "protocol": "standard", "eval_set": "", "kernel": "torch"}
 
     def check(self):
         return [(self.n_hidden >= 1, "n_hidden >= 1"), (self.epochs >= 0, "epochs >= 0"),
@@ -72,7 +75,8 @@ class Config(Base):
                 (self.mask_slope == 0 or (self.mask_slope > 1 and self.mode == "mask"),
                  "mask_slope 0, or > 1 with mode 'mask' (the final slope of the soft mask)"),
                 (not self.eval_set or self.split == "test",
-                 "eval_set only with split 'test' (an out-of-distribution test set scored instead of the test split)")]
+                 "eval_set only with split 'test' (an out-of-distribution test set scored instead of the test split)"),
+                (self.kernel == "torch" or self.mode == "bias", "kernel 'numba' with mode 'bias' (it is the bias step)")]
 
 
 def split(cfg: Config):
@@ -277,6 +281,9 @@ def train(cfg: Config, device: str = "auto", progress: bool = True, checkpoint=N
     from tqdm.auto import tqdm
 
     dev = nets.device(device)
+    if cfg.kernel == "numba" and dev.type != "cpu":
+        raise ValueError(f"kernel 'numba' runs on the CPU, and this run would train on {dev}: use kernel 'torch' "
+                         f"there (the same numbers to rounding), or device 'cpu'")
     x_tr, y_tr, x_ev, y_ev = split(cfg)
     model = nets.RandomMLP(x_tr.shape[1], cfg.n_hidden, 10, cfg.mode, cfg.seed, cfg.init,
                            cfg.scale, cfg.out_bias, cfg.rerun).to(dev)
@@ -320,7 +327,10 @@ def train(cfg: Config, device: str = "auto", progress: bool = True, checkpoint=N
             if cfg.mask_slope:
                 step = (epoch - 1) * -(-n // cfg.batch_size) + i // cfg.batch_size
                 model.slope = cfg.mask_slope ** (step / max(steps - 1, 1))
-            if fast:
+            if fast and cfg.kernel == "numba":
+                loss, model.b.grad = kernel.bias_step(X_tr, perm_X[i:i + cfg.batch_size], y_tr[rows], model.b,
+                                                      model.W_out, getattr(model, "c", None), work=work)
+            elif fast:
                 P, r = batch_rows(X_tr, perm_X[i:i + cfg.batch_size], dev, work)
                 loss, grad_b = bias_step(P, r, y_tr[rows], model.b, model.W_out,
                                          getattr(model, "c", None), slice_rows=slice_rows, work=work)
