@@ -162,3 +162,9 @@ def test_eigenvalues_of_a_stored_result_are_those_of_its_jacobian():
     ev = gen.eigenvalues(r)
     assert ev.shape == (1, gen.JAC_TIMES, 20) and np.iscomplexobj(ev)
     assert np.abs(ev).max(2).mean() == pytest.approx(r["metrics"]["radius_init"])
+
+
+def test_scores_print_short_even_when_a_network_blew_up():
+    from biaslearn import report
+    assert report.num(0.123456) == "0.1235" and report.num(-0.5, 3) == "-0.500"
+    assert report.num(-1.5735e73) == "-1.6e+73" and report.num(2e3) == "2.0e+03"

@@ -144,7 +144,7 @@ def _min(rule, rs):
     if absent:
         return NOT_RUN, f"no stored run has {', '.join(absent)}", []
     ok = all(v >= rule["min"] for v, _ in means.values())
-    text = ", ".join(f"{name} {v:.3f}" for name, (v, _) in means.items()) + f" (n={len(rs)})"
+    text = ", ".join(f"{name} {report.num(v, 3)}" for name, (v, _) in means.items()) + f" (n={len(rs)})"
     return (HOLDS if ok else FAILS), text, rs
 
 
@@ -185,7 +185,8 @@ def _beats(rule, rs):
     if absent:
         return NOT_RUN, f"no stored run has {', '.join(absent)}", []
     ok = all(v > ref for v, _ in means.values())
-    text = ", ".join(f"{name} {v:.3f}" for name, (v, _) in means.items()) + f" vs {rule['ref']} {ref:.3f} (n={len(rs)})"
+    text = (", ".join(f"{name} {report.num(v, 3)}" for name, (v, _) in means.items())
+            + f" vs {rule['ref']} {report.num(ref, 3)} (n={len(rs)})")
     return (HOLDS if ok else FAILS), text, rs
 
 
@@ -201,7 +202,7 @@ def _beats_runs(rule, rs):
     if absent:
         return NOT_RUN, f"no stored {'; no stored '.join(absent)}", sel + ref
     ok = all(a > b for (a, _), (b, _) in means.values())
-    text = ", ".join(f"{name} {a:.4f} vs {b:.4f}" for name, ((a, _), (b, _)) in means.items())
+    text = ", ".join(f"{name} {report.num(a)} vs {report.num(b)}" for name, ((a, _), (b, _)) in means.items())
     return (HOLDS if ok else FAILS), text + f" with {what} (n={len(sel)} vs {len(ref)})", sel + ref
 
 

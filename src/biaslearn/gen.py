@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import dynamics, nets, seq
+from . import dynamics, nets, report, seq
 from .config import Base
 
 # --- The targets ------------------------------------------------------------------------------------------
@@ -437,9 +437,4 @@ def fmt_median(values, digits: int = 4, n: bool = True) -> str:
     med, q1, q3, k = median_iqr(values)
     if not k:
         return "-"
-    return f"{fmt_value(med, digits)} [{fmt_value(q1, digits)}, {fmt_value(q3, digits)}]" + (f" (n={k})" if n else "")
-
-
-def fmt_value(v: float, digits: int = 4) -> str:
-    """A score with ``digits`` decimals, or in scientific notation beyond ±1,000 (a network that blew up)."""
-    return f"{v:.{digits}f}" if abs(v) < 1e3 else f"{v:.1e}"
+    return f"{report.num(med, digits)} [{report.num(q1, digits)}, {report.num(q3, digits)}]" + (f" (n={k})" if n else "")

@@ -79,6 +79,11 @@ def summary(values) -> tuple[float, float, int]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
 
 
+def num(v: float, digits: int = 4) -> str:
+    """A score with ``digits`` decimals, or in scientific notation beyond ±1,000 (a network that blew up)."""
+    return f"{v:.{digits}f}" if abs(v) < 1e3 else f"{v:.1e}"
+
+
 def fmt(values, digits: int = 3, n: bool = True) -> str:
     """"mean ± s.d. (n=count)" of some values, or "-" if there are none."""
     values = [v for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]

@@ -313,5 +313,5 @@ def selection(df):
         chosen = bool(r["stored"]) and best.get(key) == r["lr"]
         mark = ("chosen" + (", on the edge of the grid" if report.on_edge(r["lr"], grids[key]) else "")) if chosen else ""
         rows.append({"width": r["n_hidden"], "mode": r["mode"], "learning rate": f"{r['lr']:g}",
-                     "validation R²": f"{r['r2']:.4f}" if r["stored"] else "not run", "chosen": mark})
+                     "validation R²": report.num(r["r2"]) if r["stored"] else "not run", "chosen": mark})
     return pd.DataFrame(rows, columns=["width", "mode", "learning rate", "validation R²", "chosen"])
