@@ -184,15 +184,25 @@ def test_generator_is_one_fixed_stream_per_seed_and_name():
 
 
 @pytest.mark.parametrize("out_bias", [False, True])
-@pytest.mark.parametrize("slice_rows", [1, 7, 32])
-def test_fast_path_equals_autograd(out_bias, slice_rows):
-    """The fused cached-projection step gives the same loss and bias gradient as autograd."""
-    model = nets.RandomMLP(30, 200, 10, "bias", seed=2, out_bias=out_bias)
-    x, y = torch.rand(90, 30), torch.randint(0, 10, (90,))
+@pytest.mark.parametrize("step, setting, n_out", [("torch", 1, 10), ("torch", 7, 10), ("torch", 32, 10),
+                                                  ("numba", 1, 10), ("numba", 2, 10), ("numba", 2, 3)])
+def test_fast_path_equals_autograd(out_bias, step, setting, n_out):
+    """Both fused cached-projection steps give autograd's loss and bias gradient: train.bias_step (PyTorch, in
+    slices of ``setting`` rows) and kernel.bias_step (numba, one pass over the cache, on ``setting`` threads)."""
+    from biaslearn import kernel
+    model = nets.RandomMLP(30, 200, n_out, "bias", seed=2, out_bias=out_bias)
+    x, y = torch.rand(90, 30), torch.randint(0, n_out, (90,))
     P = train.project(x, model.W_in)
-    rows = torch.randperm(90, generator=torch.Generator().manual_seed(0))[:64]
-    loss, grad = train.bias_step(P, rows, y[rows], model.b, model.W_out,
-                                 getattr(model, "c", None), slice_rows=slice_rows)
+    rows = torch.randperm(90, generator=torch.Generator().manual_seed(0))[:63]  # not a multiple of threads or slices
+    c, before = getattr(model, "c", None), torch.get_num_threads()
+    try:
+        if step == "torch":
+            loss, grad = train.bias_step(P, rows, y[rows], model.b, model.W_out, c, slice_rows=setting)
+        else:
+            torch.set_num_threads(setting)
+            loss, grad = kernel.bias_step(P, rows, y[rows], model.b, model.W_out, c)
+    finally:
+        torch.set_num_threads(before)
     ref = F.cross_entropy(model(x[rows]), y[rows])
     ref.backward()
     assert abs(loss.item() - ref.item()) < 1e-6
@@ -208,28 +218,6 @@ def test_fast_path_bfloat16_cache_is_close():
     assert abs(l32.item() - l16.item()) < 1e-2
     # a unit whose pre-activation sits at 0 may flip under rounding: compare whole vectors
     assert (g32 - g16).norm() < 0.05 * g32.norm()
-
-
-@pytest.mark.parametrize("out_bias", [False, True])
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("n_out", [10, 3])
-def test_compiled_kernel_equals_autograd(out_bias, threads, n_out):
-    """kernel.bias_step (numba, one pass over the cache): autograd's loss and bias gradient, any thread count."""
-    from biaslearn import kernel
-    model = nets.RandomMLP(30, 200, n_out, "bias", seed=2, out_bias=out_bias)
-    x, y = torch.rand(90, 30), torch.randint(0, n_out, (90,))
-    rows = torch.randperm(90, generator=torch.Generator().manual_seed(0))[:63]  # not a multiple of the threads
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        loss, grad = kernel.bias_step(train.project(x, model.W_in), rows, y[rows], model.b, model.W_out,
-                                      getattr(model, "c", None))
-    finally:
-        torch.set_num_threads(before)
-    ref = F.cross_entropy(model(x[rows]), y[rows])
-    ref.backward()
-    assert abs(loss.item() - ref.item()) < 1e-6
-    torch.testing.assert_close(grad, model.b.grad, rtol=1e-5, atol=1e-7)
 
 
 def test_compiled_kernel_reads_a_bfloat16_cache_as_the_torch_step_does():
