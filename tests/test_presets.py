@@ -88,6 +88,25 @@ def test_collect_computes_missing_runs_then_loads_them(tmp_path):
     assert df.attrs["command"] == f"python -m biaslearn.experiments theory_rnn --scale quick --seeds 0 --results-dir {tmp_path}"
 
 
+def test_collect_leaves_a_run_another_process_is_computing_for_last(tmp_path, monkeypatch):
+    """Two sweeps side by side: a run locked by a live process goes to the back of the queue, so this process
+    computes the others meanwhile; the table keeps the preset's order."""
+    from biaslearn import experiments, results
+    order, real_run = [], experiments.run
+    cfgs = ps.PRESETS["theory_rnn"].configs("quick", [0])
+    held = {results.key(cfgs[0])}                     # the other process finishes it while this one works
+    monkeypatch.setattr(results, "busy", lambda cfg, root=None: results.key(cfg) in held)
+
+    def run(cfg, *args, **kwargs):
+        order.append(cfgs.index(cfg))
+        held.clear()
+        return real_run(cfg, *args, **kwargs)
+    monkeypatch.setattr(experiments, "run", run)
+    df = collect("theory_rnn", "quick", seeds=[0], results_dir=tmp_path, compute=True, progress=False)
+    assert order == list(range(1, len(cfgs))) + [0] and df["stored"].all()
+    assert [c for c in df["config"]] == cfgs
+
+
 @pytest.mark.parametrize("argv, message", [
     (["width", "--widths", "-5"], "widths [-5] not allowed; use some of [2, 3, 4"),
     (["width", "--widths", "100", "--scale", "quick"], "widths [100] not allowed; use some of [16, 64, 256]"),

@@ -300,6 +300,19 @@ def test_a_stale_lock_is_taken_over(tmp_path, monkeypatch, capsys, case):
     assert sorted(p.name for p in lock.parent.iterdir()) == [f"{results.key(QUICK)}.{x}" for x in ("json", "npz")]
 
 
+def test_busy_means_a_live_process_holds_the_runs_lock(tmp_path):
+    import socket
+    import time
+
+    lock = results.path(QUICK, tmp_path).with_suffix(".lock")
+    assert not results.busy(QUICK, tmp_path)                      # no lock
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}))
+    assert results.busy(QUICK, tmp_path)
+    lock.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname(), "started": time.time()}))
+    assert not results.busy(QUICK, tmp_path)                      # its process is gone: stale
+
+
 def test_a_live_lock_is_not_stale():
     import socket
     import time

@@ -13,6 +13,7 @@ presets (which configs, which learning rates) are in presets.py.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import functools
 
@@ -136,16 +137,26 @@ def collect(preset: str, scale: str = "paper", seeds=None, results_dir=None, com
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: use one of {sorted(PRESETS)}")
     cfgs = PRESETS[preset].configs(scale, seeds, **options)
-    rows, why = [], {}
-    todo = [c for c in cfgs if compute and not results.path(c, results_dir).exists()]
+    why = {}
+    todo = {c for c in cfgs if compute and not results.path(c, results_dir).exists()}
     # A terminal gets progress bars; a notebook (papermill, jupyter-execute) one line per computed run.
     bars = progress and sys.stderr.isatty()
     bar = tqdm(total=len(todo), desc=preset, disable=not (bars and todo))
     available = functools.cache(data.available)  # a data set's checksums, verified once per collect
-    for cfg in cfgs:
+    # A run that another process is computing when this one reaches it goes to the back of the queue (stored by
+    # the time it comes round again, or this process then waits for it), so that two sweeps of one preset side by
+    # side split its runs instead of queueing behind each other.
+    queue, put_back, got = collections.deque(range(len(cfgs))), set(), {}
+    while queue:
+        i = queue.popleft()
+        cfg = cfgs[i]
         stored = results.path(cfg, results_dir).exists()
+        if not stored and cfg in todo and i not in put_back and results.busy(cfg, results_dir):
+            put_back.add(i)
+            queue.append(i)
+            continue
         reason = None if stored else ready(cfg, results_dir, available) or (None if compute else "compute is off")
-        r = run(cfg, results_dir, compute=compute and reason is None, device=device, progress=bars)
+        r = got[i] = run(cfg, results_dir, compute=compute and reason is None, device=device, progress=bars)
         if r is not None:
             _check_metrics(cfg, r, results_dir)
         if r is None:
@@ -155,7 +166,7 @@ def collect(preset: str, scale: str = "paper", seeds=None, results_dir=None, com
             if progress and not bars:
                 print(f"computed {results.path(cfg, results_dir).name} ({preset}, seed {getattr(cfg, 'seed', '-')}) "
                       f"in {r['provenance']['wall_seconds']:.0f} s", file=sys.stderr)
-        rows.append(_row(cfg, r, results_dir))
+    rows = [_row(cfg, got[i], results_dir) for i, cfg in enumerate(cfgs)]
     bar.close()
     # a preset that selects no run yet (e.g. its rates not chosen) still gives the columns every reader uses
     df = pd.DataFrame(rows) if rows else pd.DataFrame(

@@ -365,6 +365,12 @@ def _unlock(lock: Path, identity: tuple[int, bytes]) -> None:
         os.remove(aside)
 
 
+def busy(config, root=None) -> bool:
+    """Whether another live process holds ``config``'s run lock (it is computing that run now)."""
+    info, _ = _holder(path(config, root).with_suffix(".lock"))
+    return info is not None and _stale(info) is None
+
+
 @contextlib.contextmanager
 def _locked(lock: Path):
     """Hold ``lock`` while the body runs: wait while a live process holds it (polling every
