@@ -194,13 +194,17 @@ def test_fast_path_equals_autograd(out_bias, step, setting, n_out):
     x, y = torch.rand(90, 30), torch.randint(0, n_out, (90,))
     P = train.project(x, model.W_in)
     rows = torch.randperm(90, generator=torch.Generator().manual_seed(0))[:63]  # not a multiple of threads or slices
+    if out_bias:  # a bias-only network's output bias is a frozen zero: make it count
+        model.c.copy_(torch.randn(n_out, generator=torch.Generator().manual_seed(1)))
     c, before = getattr(model, "c", None), torch.get_num_threads()
     try:
         if step == "torch":
             loss, grad = train.bias_step(P, rows, y[rows], model.b, model.W_out, c, slice_rows=setting)
         else:
+            import numba
             torch.set_num_threads(setting)
             loss, grad = kernel.bias_step(P, rows, y[rows], model.b, model.W_out, c)
+            assert numba.get_num_threads() == min(setting, numba.config.NUMBA_NUM_THREADS)  # torch's count
     finally:
         torch.set_num_threads(before)
     ref = F.cross_entropy(model(x[rows]), y[rows])
@@ -232,18 +236,49 @@ def test_compiled_kernel_reads_a_bfloat16_cache_as_the_torch_step_does():
 
 
 def test_compiled_kernel_refuses_what_it_cannot_read():
+    """Its loop checks no index, so every bad input is refused before it runs (one would read out of bounds)."""
     from biaslearn import kernel
     model = nets.RandomMLP(30, 20, 10, "bias", seed=2)
+    P, y4 = torch.zeros(4, 20), torch.zeros(4, dtype=torch.long)
     with pytest.raises(ValueError, match="float32 or bfloat16 cache in host memory"):
-        kernel.bias_step(torch.zeros(4, 20, dtype=torch.float64), torch.arange(4), torch.zeros(4, dtype=torch.long),
-                         model.b, model.W_out)
+        kernel.bias_step(P.double(), torch.arange(4), y4, model.b, model.W_out)
+    with pytest.raises(ValueError, match="disagree on the number of hidden units"):
+        kernel.bias_step(torch.zeros(4, 19), torch.arange(4), y4, model.b, model.W_out)
+    for rows, y in [(torch.tensor([0, 1, 2, 4]), y4), (torch.tensor([-1, 0, 1, 2]), y4),
+                    (torch.arange(4), torch.tensor([0, 0, 0, 10])), (torch.arange(3), y4)]:
+        with pytest.raises(ValueError, match="give one label per row, rows in"):
+            kernel.bias_step(P, rows, y, model.b, model.W_out)
+
+
+def test_compiled_kernel_keeps_a_nan_as_torch_does():
+    from biaslearn import kernel
+    model = nets.RandomMLP(30, 20, 10, "bias", seed=2)
+    P = torch.zeros(4, 20)
+    P[1, 3] = float("nan")
+    loss, _ = kernel.bias_step(P, torch.arange(4), torch.zeros(4, dtype=torch.long), model.b, model.W_out)
+    assert torch.isnan(loss)
 
 
 def test_training_with_the_compiled_kernel_matches_the_torch_step():
     cfg = train.Config(dataset="synthetic", mode="bias", n_hidden=64, epochs=2, lr=1e-2)
-    a, b = train.train(cfg, progress=False), train.train(cfg.replace(kernel="numba"), progress=False)
+    a, b = train.train(cfg, "cpu", progress=False), train.train(cfg.replace(kernel="numba"), progress=False)
+    assert b["device"] == "cpu"  # device "auto" means the CPU for the compiled step, GPU or not
     np.testing.assert_allclose(a["curve"]["train_loss"], b["curve"]["train_loss"], rtol=1e-4)
     assert abs(a["metrics"]["eval_acc"] - b["metrics"]["eval_acc"]) <= 0.01
+
+
+def test_the_compiled_kernel_refuses_a_gpu_asked_for_by_name(monkeypatch):
+    """On a CUDA machine (faked here), device "auto" trains the compiled step on the CPU; "cuda" is refused
+    before any data is read."""
+    seen = []
+    monkeypatch.setattr(train.nets, "device", lambda d: seen.append(d) or torch.device("cpu" if d == "cpu" else "cuda"))
+    monkeypatch.setattr(train, "split", lambda cfg: (_ for _ in ()).throw(AssertionError("read data")))
+    cfg = train.Config(dataset="synthetic", n_hidden=8, epochs=1, kernel="numba")
+    with pytest.raises(ValueError, match="kernel 'numba' runs on the CPU"):
+        train.train(cfg, "cuda", progress=False)
+    with pytest.raises(AssertionError, match="read data"):  # "auto": past the check, on the CPU
+        train.train(cfg, "auto", progress=False)
+    assert seen == ["cuda", "cpu"]
 
 
 def test_the_compiled_kernel_is_a_cpu_bias_step_and_old_keys_stay():

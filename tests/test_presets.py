@@ -46,6 +46,10 @@ def test_winners_split_ties_by_the_tiebreak_column_only_among_the_tied():
                        "stored": [True] * 3})
     assert report.winners(df, ("mode",), "acc") == {("a",): 1e-3}                  # first of the tied
     assert report.winners(df, ("mode",), "acc", "area") == {("a",): 1e-2}          # 1e-1 is not tied: never chosen
+    df.loc[1, "area"] = float("nan")                                                # a run stored before the metric
+    assert report.winners(df, ("mode",), "acc", "area") == {("a",): 1e-3}
+    df["area"] = float("nan")
+    assert report.winners(df, ("mode",), "acc", "area") == {("a",): 1e-3}          # none has it: the first of the tied
 
 
 @pytest.mark.parametrize("name", sorted(ps.PRESETS))

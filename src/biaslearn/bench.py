@@ -62,28 +62,39 @@ def per_epoch(seconds: float, batches: int, n: int = N) -> float:
     return seconds * -(-n // BATCH) / batches
 
 
-def rss_mb(peak: bool = False) -> float:
-    """The process's resident memory now, or its peak (``peak``), in MB (Linux /proc: VmRSS, VmHWM; a
-    peak counted from this program's start, not the parent's; else getrusage's peak)."""
+def rss_mb(peak: bool = False) -> float | None:
+    """The process's resident memory now, or its peak since ``reset_peak_rss`` (``peak``), in MB: Linux's
+    /proc (VmRSS, VmHWM); elsewhere the peak since the process started, and no current value (None)."""
     try:
         with open("/proc/self/status") as f:
             field = "VmHWM:" if peak else "VmRSS:"
             return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
     except (OSError, ValueError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return results.peak_rss_mb() if peak else None
 
 
-def triad(n: int = TRIAD_N, repeats: int = 5, device: str = "cpu") -> float:
-    """Memory bandwidth (GB/s) of a = b + 3 c over float32 arrays of n elements on ``device`` (torch's threads on
-    a CPU): the best of ``repeats``, 3 x 4 n bytes counted (STREAM's convention: the write-allocate read is not)."""
+def reset_peak_rss() -> None:
+    """Start the peak (VmHWM) afresh from the current resident memory (Linux; elsewhere nothing)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def triad(n: int = TRIAD_N, repeats: int = 5, device: str = "cpu") -> tuple[float, float]:
+    """Memory bandwidth (GB/s) on ``device`` (torch's threads on a CPU), best of ``repeats``, over float32 arrays of n
+    elements: a STREAM-like triad a = b + 3 c (3 x 4 n bytes counted, STREAM's convention: the read a write
+    makes first is not), and a read-only sum of b (4 n bytes; the fast paths only read their cache)."""
     dev = nets.device(device)
     a, b, c = (torch.empty(n, device=dev), torch.rand(n, device=dev), torch.rand(n, device=dev))
-    best = float("inf")
+    best = {"triad": float("inf"), "read": float("inf")}
     for _ in range(repeats):
-        t0 = runtime.clock(dev)
-        torch.add(b, c, alpha=3.0, out=a)
-        best = min(best, runtime.clock(dev) - t0)
-    return 3 * 4 * n / best / 1e9
+        for what, op in (("triad", lambda: torch.add(b, c, alpha=3.0, out=a)), ("read", lambda: b.sum())):
+            t0 = runtime.clock(dev)
+            op()
+            best[what] = min(best[what], runtime.clock(dev) - t0)
+    return 3 * 4 * n / best["triad"] / 1e9, 4 * n / best["read"] / 1e9
 
 
 def _epochs_cached(name, P, y, model, opt, dev, n):
@@ -92,14 +103,11 @@ def _epochs_cached(name, P, y, model, opt, dev, n):
     for _ in range(FAST_EPOCHS):
         t0, perm = runtime.clock(dev), torch.randperm(n)
         perm, perm_P = perm.to(dev), perm.to(P.device)  # indices of the labels, of the cache
+        step = "numba" if name.startswith("kernel") else "torch"
         for i in range(0, n, BATCH):
             opt.zero_grad(set_to_none=True)
-            yb = y[perm[i:i + BATCH]]
-            if name.startswith("kernel"):
-                _, model.b.grad = kernel.bias_step(P, perm_P[i:i + BATCH], yb, model.b, model.W_out, work=work)
-            else:
-                Pb, r = train.batch_rows(P, perm_P[i:i + BATCH], dev, work)
-                _, model.b.grad = train.bias_step(Pb, r, yb, model.b, model.W_out, slice_rows=slice_rows, work=work)
+            _, model.b.grad = train.fast_step(step, P, perm_P[i:i + BATCH], y[perm[i:i + BATCH]], model, dev,
+                                              slice_rows, work)
             opt.step()
         times.append(runtime.clock(dev) - t0)
     return sorted(times)[len(times) // 2]
@@ -123,12 +131,14 @@ def variant(name: str, full_batches: int, n: int = N, hidden: int = H, device: s
         dtype = torch.bfloat16 if name.endswith("_bf16") else torch.float32
         if name.startswith("kernel"):  # compile first (on 2 rows): neither timed nor counted as the cache's memory
             kernel.bias_step(torch.zeros(2, hidden, dtype=dtype), torch.arange(2), y[:2], model.b, model.W_out)
+        reset_peak_rss()
         before, t0 = rss_mb(), runtime.clock(dev)
         P = train.project(x, model.W_in, dtype, device=train.cache_devices(n, 0, hidden, dtype, dev)[0])
         setup = runtime.clock(dev) - t0
         epoch = _epochs_cached(name, P, y, model, opt, dev, n)
         cache_mb = P.numel() * P.element_size() / 2**20
-        own_mb = rss_mb(peak=True) - before
+        peak = rss_mb(peak=True)
+        own_mb = None if before is None or peak is None else peak - before  # the cache, its projection, the epochs
     else:
         t0 = runtime.clock(dev)
         if name in ("plain", "full"):
@@ -182,7 +192,7 @@ def line(r: dict, rows: list[dict] = (), triad_gbs: float | None = None) -> str:
 
 
 def report(rows: list[dict], n: int = N, hidden: int = H, load: float | None = None,
-           device: str = "auto", triad_gbs: float | None = None) -> dict:
+           device: str = "auto", triad_gbs: float | None = None, read_gbs: float | None = None) -> dict:
     """What book/bench.json holds: the shape, one row per variant (with its speed-up over the plain network
     and, for a fast variant, its effective bandwidth and its fraction of the triad's), the machine."""
     dev = nets.device(device)
@@ -191,7 +201,7 @@ def report(rows: list[dict], n: int = N, hidden: int = H, load: float | None = N
         r["effective_gbs"] = bandwidth(r)
         r["fraction_of_triad"] = None if bandwidth(r) is None or not triad_gbs else bandwidth(r) / triad_gbs
     rep = {"shape": {"n": n, "d": D, "hidden": hidden, "classes": K, "batch": BATCH}, "variants": rows,
-           "triad_gbs": triad_gbs, "load_average_at_start": os.getloadavg()[0] if load is None else load,
+           "triad_gbs": triad_gbs, "read_gbs": read_gbs, "load_average_at_start": os.getloadavg()[0] if load is None else load,
            "machine": {"cpu": results.cpu_name(), "cores": os.cpu_count(),
                        "threads": torch.get_num_threads(), "device": str(dev),
                        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
@@ -224,6 +234,8 @@ def summary(rep: dict) -> str:
         s += f", {r['speedup_vs_plain']:.1f}x the plain network"
     if r.get("fraction_of_triad"):
         s += f"; {r['effective_gbs']:.1f} GB/s, {r['fraction_of_triad']:.0%} of the triad's {rep['triad_gbs']:.1f} GB/s"
+        if rep.get("read_gbs"):
+            s += f" ({r['effective_gbs'] / rep['read_gbs']:.0%} of a read-only sum's {rep['read_gbs']:.1f} GB/s)"
     return s
 
 
@@ -259,14 +271,15 @@ def main(argv=None):
         return
     load, dev = os.getloadavg()[0], nets.device(a.device)
     variants = [v for v in a.variants if dev.type == "cpu" or not v.startswith("kernel")]  # the kernel: CPU only
-    triad_gbs = triad(device=a.device) if any(v in CACHED for v in variants) else None
+    triad_gbs, read_gbs = triad(device=a.device) if any(v in CACHED for v in variants) else (None, None)
     if triad_gbs:
-        print(f"triad (a = b + 3c, {TRIAD_N:,} float32 each, {torch.get_num_threads()} threads): {triad_gbs:.1f} GB/s")
+        print(f"bandwidth, {TRIAD_N:,} float32 per array, {torch.get_num_threads()} threads: triad a = b + 3c "
+              f"{triad_gbs:.1f} GB/s, read-only sum {read_gbs:.1f} GB/s")
     rows = []
     for v in variants:
         rows.append(run_variant(v, a.full_batches, a.n, a.hidden, a.device))
         print(line(rows[-1], rows, triad_gbs), flush=True)
-    rep = report(rows, a.n, a.hidden, load, a.device, triad_gbs)
+    rep = report(rows, a.n, a.hidden, load, a.device, triad_gbs, read_gbs)
     print(f"{summary(rep)} (load average at start {load:.1f})")
     if a.out:
         results._atomic_write(Path(a.out), (json.dumps(rep, indent=1) + "\n").encode())

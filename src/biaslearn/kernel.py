@@ -11,7 +11,8 @@ The batch's rows are split over numba's threads, each with its own gradient row 
 fixed order: the same numbers for the same thread count). A bfloat16 cache is read as its 16 bits and
 widened in the loop (a bfloat16 is the top half of a float32). The loops over the K outputs are written
 out (``_source``) so that each output's sum stays in a register; numba compiles them once per K and cache
-dtype, on first use (a few seconds).
+dtype, on first use (a few seconds). The sums may be reassociated (vectorised) but NaN and infinity keep their
+meaning, so a network that blew up still shows a NaN loss.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import functools
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # LLVM's fast-math flags without "no NaN" / "no infinity"
 
 
 def _source(K: int) -> str:
@@ -31,7 +34,7 @@ def _source(K: int) -> str:
         *(f"    s{k} = np.float32(0)" for k in ks),
         "    for j in range(b.shape[0]):",
         "        v = p[j] + b[j]",
-        "        v = v if v > 0 else np.float32(0)",
+        "        v = np.float32(0) if v <= 0 else v",     # relu that keeps a NaN (as torch's does)
         "        h[j] = v",
         *(f"        s{k} += v * w{k}[j]" for k in ks),
         *(f"    out[{k}] += s{k}" for k in ks),
@@ -54,14 +57,14 @@ def _compiled(K: int):
 
     ns = {"np": np}
     exec(_source(K), ns)
-    forward_row = njit(fastmath=True, inline="always")(ns["forward_row"])
-    backward_row = njit(fastmath=True, inline="always")(ns["backward_row"])
+    forward_row = njit(fastmath=FASTMATH, inline="always")(ns["forward_row"])
+    backward_row = njit(fastmath=FASTMATH, inline="always")(ns["backward_row"])
 
     @njit(inline="always")
     def row_f32(P, n, buf):                 # a float32 cache: the row itself
         return P[n]
 
-    @njit(fastmath=True, inline="always")
+    @njit(fastmath=FASTMATH, inline="always")
     def row_bf16(P, n, buf):                # a bfloat16 cache, as int16 bits: widened into buf
         bits, row = buf.view(np.int32), P[n]
         for j in range(row.shape[0]):
@@ -69,7 +72,7 @@ def _compiled(K: int):
         return buf
 
     def make(row):
-        @njit(parallel=True, fastmath=True)
+        @njit(parallel=True, fastmath=FASTMATH)
         def step(P, rows, y, b, W, c, logits, grads):
             B, T = rows.shape[0], grads.shape[0]
             for t in prange(T):
@@ -101,6 +104,14 @@ def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Ten
         raise ValueError(f"kernel.bias_step takes a float32 or bfloat16 cache in host memory, not {P.dtype} on "
                          f"{P.device}: use train.bias_step there")
     K, H = W_out.shape
+    # the compiled loop checks no index: a bad one would read or write outside its arrays, so check here
+    if P.dim() != 2 or P.shape[1] != H or b.shape != (H,) or (c is not None and c.shape != (K,)):
+        raise ValueError(f"kernel.bias_step: the cache {tuple(P.shape)}, b {tuple(b.shape)} and W_out {(K, H)} "
+                         f"disagree on the number of hidden units (or c is not of size {K})")
+    if len(y) != len(rows) or (len(rows) and not (0 <= int(rows.min()) and int(rows.max()) < len(P)
+                                                   and 0 <= int(y.min()) and int(y.max()) < K)):
+        raise ValueError(f"kernel.bias_step: {len(rows)} rows (of a cache of {len(P)}) and {len(y)} labels "
+                         f"(of {K} classes): give one label per row, rows in [0, {len(P)}), labels in [0, {K})")
     steps, numba = _compiled(K)
     numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))  # torch's thread count
     work = {} if work is None else work

@@ -102,7 +102,8 @@ def winners(df, by, metric: str, tiebreak: str | None = None) -> dict:
         return {}
     if tiebreak is not None and tiebreak in done:
         top = done[done[metric] == done.groupby(list(by))[metric].transform("max")]
-        best = top.loc[top.groupby(list(by))[tiebreak].idxmax()]
+        top = top.assign(_tiebreak=top[tiebreak].astype(float).fillna(-np.inf))  # a run without it loses the tie
+        best = top.loc[top.groupby(list(by))["_tiebreak"].idxmax()]
     else:
         best = done.loc[done.groupby(list(by))[metric].idxmax()]
     return {tuple(k) if isinstance(k, tuple) else (k,): lr

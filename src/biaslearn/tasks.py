@@ -468,8 +468,8 @@ def selection(df):
         chosen = bool(r["stored"]) and best.get(key) == r["lr"]
         mark = ("chosen" + (", on the edge of the grid" if report.on_edge(r["lr"], grids[key]) else "")) if chosen else ""
         rows.append({"task": r["task"], "mode": r["mode"], "width": r["n_hidden"], "learning rate": f"{r['lr']:g}",
-                     "validation score": f"{r['score']:.4f}" if r["stored"] else "not run",
-                     "mean score over training": f"{r[TASK_TIEBREAK]:.4f}" if r["stored"] and pd.notna(r.get(TASK_TIEBREAK))
+                     "validation score": report.num(r["score"]) if r["stored"] else "not run",
+                     "mean score over training": report.num(r[TASK_TIEBREAK]) if r["stored"] and pd.notna(r.get(TASK_TIEBREAK))
                      else "-", "chosen": mark})
     return pd.DataFrame(rows, columns=cols)
 

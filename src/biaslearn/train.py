@@ -247,6 +247,18 @@ def batch_rows(P: torch.Tensor, rows: torch.Tensor, dev: torch.device, work: dic
     return part.to(dev), work["index"][:len(rows)]
 
 
+def fast_step(step: str, X: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, model, dev: torch.device,
+              slice_rows: int, work: dict):
+    """One bias-only step over the cache X (rows: indices on X's device): (loss, gradient w.r.t. model.b), by
+    the compiled loop (``step`` "numba", CPU only) or bias_step (``step`` "torch", the batch moved to ``dev``
+    first if X is in host memory)."""
+    c = getattr(model, "c", None)
+    if step == "numba":
+        return kernel.bias_step(X, rows, y, model.b, model.W_out, c, work=work)
+    P, r = batch_rows(X, rows, dev, work)
+    return bias_step(P, r, y, model.b, model.W_out, c, slice_rows=slice_rows, work=work)
+
+
 def _save_checkpoint(path, cfg: Config, epoch: int, model, opt, order_gen, curve, seconds: float) -> None:
     """Everything a run needs to go on after ``epoch`` as if it had not stopped (written atomically)."""
     import dataclasses
@@ -280,10 +292,11 @@ def train(cfg: Config, device: str = "auto", progress: bool = True, checkpoint=N
 
     from tqdm.auto import tqdm
 
-    dev = nets.device(device)
+    # the compiled step runs on the CPU: device "auto" means the CPU for it; a GPU asked for by name is refused
+    dev = nets.device("cpu" if cfg.kernel == "numba" and device == "auto" else device)
     if cfg.kernel == "numba" and dev.type != "cpu":
-        raise ValueError(f"kernel 'numba' runs on the CPU, and this run would train on {dev}: use kernel 'torch' "
-                         f"there (the same numbers to rounding), or device 'cpu'")
+        raise ValueError(f"kernel 'numba' runs on the CPU, and this run was asked to train on {dev}: use kernel "
+                         f"'torch' there (the same numbers to rounding), or device 'cpu' or 'auto'")
     x_tr, y_tr, x_ev, y_ev = split(cfg)
     model = nets.RandomMLP(x_tr.shape[1], cfg.n_hidden, 10, cfg.mode, cfg.seed, cfg.init,
                            cfg.scale, cfg.out_bias, cfg.rerun).to(dev)
@@ -327,14 +340,9 @@ def train(cfg: Config, device: str = "auto", progress: bool = True, checkpoint=N
             if cfg.mask_slope:
                 step = (epoch - 1) * -(-n // cfg.batch_size) + i // cfg.batch_size
                 model.slope = cfg.mask_slope ** (step / max(steps - 1, 1))
-            if fast and cfg.kernel == "numba":
-                loss, model.b.grad = kernel.bias_step(X_tr, perm_X[i:i + cfg.batch_size], y_tr[rows], model.b,
-                                                      model.W_out, getattr(model, "c", None), work=work)
-            elif fast:
-                P, r = batch_rows(X_tr, perm_X[i:i + cfg.batch_size], dev, work)
-                loss, grad_b = bias_step(P, r, y_tr[rows], model.b, model.W_out,
-                                         getattr(model, "c", None), slice_rows=slice_rows, work=work)
-                model.b.grad = grad_b
+            if fast:
+                loss, model.b.grad = fast_step(cfg.kernel, X_tr, perm_X[i:i + cfg.batch_size], y_tr[rows], model,
+                                               dev, slice_rows, work)
             else:
                 if cached:
                     P, r = batch_rows(X_tr, perm_X[i:i + cfg.batch_size], dev, work)
