@@ -271,9 +271,14 @@ def _save_checkpoint(path, cfg: Config, epoch: int, model, opt, order_gen, curve
 
 def _load_checkpoint(path, cfg: Config, model, opt, order_gen, curve, dev) -> tuple[int, float]:
     """Restore a run saved by _save_checkpoint: (the first epoch still to train, seconds trained before)."""
-    import dataclasses
+    from .results import key
+
     state = torch.load(path, map_location=dev, weights_only=False)
-    if state["config"] != dataclasses.asdict(cfg):
+    try:  # the same run: the same result key (a field added to Config since takes its default, as in results)
+        same = key(type(cfg)(**state["config"])) == key(cfg)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
         raise ValueError(f"checkpoint {path} belongs to another config ({state['config']}): delete it to start afresh")
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
