@@ -12,7 +12,8 @@ on synthetic data, for each way of training, beside the machine's own memory ban
 The fast variants are timed as the median of FAST_EPOCHS epochs (the projection is reported as setup
 time). Each prints its effective bandwidth: the bytes an epoch must read (the cache, once: each row goes
 forward and back while it is in the CPU cache) over the epoch's time, and its fraction of the bandwidth a
-STREAM-like triad a = b + s c measures in the same run (``triad``: 2 reads + 1 write counted, all threads).
+STREAM-like triad a = b + s c measures in the same run (``triad``: 2 reads + 1 write counted, all threads);
+the summary also sets it beside a read-only sum, the like-for-like reference for a loop that only reads.
 
 Each variant runs in its own process so that its peak resident memory (host RSS, ``peak_mb``) is its
 own; ``own_mb`` is the peak less the process's memory just before the cache was built (the fast path's
