@@ -101,10 +101,10 @@ def triad(n: int = TRIAD_N, repeats: int = 5, device: str = "cpu") -> tuple[floa
 def _epochs_cached(name, P, y, model, opt, dev, n):
     """Median seconds of FAST_EPOCHS epochs of a fast variant over the cache P, as train.train runs them."""
     times, work, slice_rows = [], {}, runtime.slice_rows(dev, BATCH)
+    step = "numba" if name.startswith("kernel") else "torch"
     for _ in range(FAST_EPOCHS):
         t0, perm = runtime.clock(dev), torch.randperm(n)
         perm, perm_P = perm.to(dev), perm.to(P.device)  # indices of the labels, of the cache
-        step = "numba" if name.startswith("kernel") else "torch"
         for i in range(0, n, BATCH):
             opt.zero_grad(set_to_none=True)
             _, model.b.grad = train.fast_step(step, P, perm_P[i:i + BATCH], y[perm[i:i + BATCH]], model, dev,
