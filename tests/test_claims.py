@@ -308,10 +308,27 @@ def test_each(tmp_path):
     assert claims.verdict(dict(claim, rule=dict(flat, at=[0.5, 2.0])), tmp_path)["verdict"] == claims.NOT_RUN
 
 
+def test_same_winner_reads_a_runs_curve_as_the_proxy(tmp_path):
+    """The rate best by the proxy (a point of each run's curve) must be the rate best by the metric."""
+    claim = dict(MIN, where={}, rule={"kind": "same_winner", "x": "lr", "at": [1e-3, 1e-2], "metric": "acc",
+                                      "proxy": "curve.acc.1"})
+    def run(name, lr, final, curve):
+        store(tmp_path, "lz", name, {"lr": lr}, {"acc": final})
+        f = tmp_path / "lz" / f"{name}.json"
+        f.write_text(f.read_text().replace('"curve": {}', json.dumps({"curve": {"acc": curve}})[1:-1]))
+    run("a", 1e-3, 0.9, [0.5, 0.8, 0.9])
+    run("b", 1e-2, 0.8, [0.6, 0.7, 0.8])                   # best at epoch 1 only: the proxy reads epoch 2
+    v = claims.verdict(claim, tmp_path)
+    assert v["verdict"] == claims.HOLDS and "(best at 0.001)" in v["measured"] and "0.7000" in v["measured"]
+    early = claims.verdict(dict(claim, rule=dict(claim["rule"], proxy="curve.acc.0")), tmp_path)
+    assert early["verdict"] == claims.FAILS and "(best at 0.01)" in early["measured"]
+    assert claims.verdict(dict(claim, rule=dict(claim["rule"], at=[1e-3, 1e-1])), tmp_path)["verdict"] == claims.NOT_RUN
+
+
 def test_every_rule_kind_is_tested_both_ways():
     """Each kind of rule in claims.RULES has a test above that reaches "holds" and "does not hold"."""
     tested = {"gap", "trend", "min", "within", "below", "beats", "beats_runs", "matched", "gain", "each",
-              "diagonal"}  # diagonal: tests/test_multitask.py::test_diagonal_rule_reaches_both_verdicts
+              "diagonal", "same_winner"}  # diagonal: tests/test_multitask.py::test_diagonal_rule_reaches_both_verdicts
     assert set(claims.RULES) == tested, "a new rule kind needs a test of both outcomes here"
 
 

@@ -68,8 +68,11 @@ def runs(experiment, where: dict, root=None, exclude=()) -> list[dict]:
 
 
 def metric(run: dict, name: str):
-    """``run["metrics"][name]``, following a dotted path ("r2.x", "r2_dims.0"); None if absent."""
+    """``run["metrics"][name]``, following a dotted path ("r2.x", "r2_dims.0"); a path starting "curve."
+    reads the run's curve instead ("curve.eval_acc.4": the score after the fifth epoch). None if absent."""
     v = run.get("metrics", {})
+    if name.startswith("curve."):
+        v, name = run.get("curve", {}), name[len("curve."):]
     for part in name.split("."):
         if isinstance(v, dict):
             v = v.get(part)
@@ -304,8 +307,26 @@ def _each(rule, rs):
     return (HOLDS if ok else FAILS), text, [r for r in rs if r["config"].get(rule["x"]) in rule["at"]]
 
 
+def _same_winner(rule, rs):
+    """Over the values of config field `x` in `at` (all must be present): the value with the highest mean
+    `proxy` is the value with the highest mean `metric` (a cheaper score ranks candidates as the real one)."""
+    best = {}
+    for name in (rule["metric"], rule["proxy"]):
+        means = {x: _mean([r for r in rs if r["config"].get(rule["x"]) == x], name) for x in rule["at"]}
+        absent = [x for x, (_, n) in means.items() if n == 0]
+        if absent:
+            return NOT_RUN, f"no {name} stored at {rule['x']} = {absent}", []
+        best[name] = (max(means, key=lambda x: means[x][0]), means)
+    (win, m), (pwin, p) = best[rule["metric"]], best[rule["proxy"]]
+    text = (f"{rule['metric']} " + ", ".join(f"{m[x][0]:.4f}" for x in rule["at"]) + f" (best at {win:g}); "
+            f"{rule['proxy']} " + ", ".join(f"{p[x][0]:.4f}" for x in rule["at"]) + f" (best at {pwin:g}) "
+            f"at {rule['x']} = {rule['at']}")
+    return (HOLDS if win == pwin else FAILS), text, [r for r in rs if r["config"].get(rule["x"]) in rule["at"]]
+
+
 RULES = {"gap": _gap, "trend": _trend, "min": _min, "within": _within, "below": _below, "beats": _beats,
-         "beats_runs": _beats_runs, "matched": _matched, "gain": _gain, "each": _each, "diagonal": _diagonal}
+         "beats_runs": _beats_runs, "matched": _matched, "gain": _gain, "each": _each, "diagonal": _diagonal,
+         "same_winner": _same_winner}
 
 
 def verdict(claim: dict, root=None) -> dict:
