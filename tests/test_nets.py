@@ -186,10 +186,12 @@ def test_generator_is_one_fixed_stream_per_seed_and_name():
 @pytest.mark.parametrize("out_bias", [False, True])
 @pytest.mark.parametrize("step, setting, n_out", [("torch", 1, 10), ("torch", 7, 10), ("torch", 32, 10),
                                                   ("numba", 1, 10), ("numba", 2, 10), ("numba", 2, 3)])
-def test_fast_path_equals_autograd(out_bias, step, setting, n_out):
+def test_fast_path_equals_autograd(out_bias, step, setting, n_out, monkeypatch):
     """Both fused cached-projection steps give autograd's loss and bias gradient: train.bias_step (PyTorch, in
-    slices of ``setting`` rows) and kernel.bias_step (numba, one pass over the cache, on ``setting`` threads)."""
+    slices of ``setting`` rows) and kernel.bias_step (numba, one pass over the cache, on ``setting`` threads; its
+    rows 4 at a time with the last few one by one, its columns in pieces of 64 here, the last one shorter)."""
     from biaslearn import kernel
+    monkeypatch.setattr(kernel, "CHUNK", 64)
     model = nets.RandomMLP(30, 200, n_out, "bias", seed=2, out_bias=out_bias)
     x, y = torch.rand(90, 30), torch.randint(0, n_out, (90,))
     P = train.project(x, model.W_in)
@@ -224,11 +226,13 @@ def test_fast_path_bfloat16_cache_is_close():
     assert (g32 - g16).norm() < 0.05 * g32.norm()
 
 
-def test_compiled_kernel_reads_a_bfloat16_cache_as_the_torch_step_does():
+@pytest.mark.parametrize("chunk", [64, 2048])
+def test_compiled_kernel_reads_a_bfloat16_cache_as_the_torch_step_does(chunk, monkeypatch):
     from biaslearn import kernel
+    monkeypatch.setattr(kernel, "CHUNK", chunk)  # pieces of 64 columns (the last one shorter), or one piece
     model = nets.RandomMLP(30, 200, 10, "bias", seed=2)
-    x, y = torch.rand(64, 30), torch.randint(0, 10, (64,))
-    P16, rows = train.project(x, model.W_in, torch.bfloat16), torch.arange(64)
+    x, y = torch.rand(63, 30), torch.randint(0, 10, (63,))
+    P16, rows = train.project(x, model.W_in, torch.bfloat16), torch.arange(63)
     (l1, g1), (l2, g2) = (kernel.bias_step(P16, rows, y, model.b, model.W_out),
                           train.bias_step(P16, rows, y, model.b, model.W_out))
     assert abs(l1.item() - l2.item()) < 1e-6

@@ -23,28 +23,42 @@ import torch
 import torch.nn.functional as F
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # LLVM's fast-math flags without "no NaN" / "no infinity"
+R = 4          # rows at a time: each pass over W_out (K x H, from the CPU's cache) serves R rows; 8 spill registers
+CHUNK = 2048   # columns at a time in the forward loop: a bfloat16 piece is widened into a buffer that stays in L1
 
 
-def _source(K: int) -> str:
-    """The forward and backward loops over one row, for K outputs, as Python source for numba."""
-    ks = range(K)
+def _source(K: int, R: int) -> str:
+    """The forward loop over one piece of R rows and the backward loop over R whole rows, for K outputs, and the
+    call that feeds the forward loop R rows of the cache, as Python source for numba (each sum in a register)."""
+    ks, rs = range(K), range(R)
+    ps = ", ".join(f"p{q}" for q in rs)
     return "\n".join([
-        "def forward_row(p, b, h, W, out):",              # h = relu(p + b); out[k] += h . W[k]
-        *(f"    w{k} = W[{k}]" for k in ks),
-        *(f"    s{k} = np.float32(0)" for k in ks),
+        f"def forward(h, b, W, out, j0, j1, {ps}):",    # columns j0..j1 of h[q] = relu(p_q + b) (p_q: those
+        *(f"    w{k} = W[{k}][j0:j1]" for k in ks),      # columns only) and out[q, k] += h[q] . W[k] over them;
+        *(f"    h{q} = h[{q}][j0:j1]" for q in rs),      # 1-d slices of whole rows, which numba knows contiguous
+        "    b = b[j0:j1]",
+        *(f"    s{q}_{k} = np.float32(0)" for q in rs for k in ks),
         "    for j in range(b.shape[0]):",
-        "        v = p[j] + b[j]",
-        "        v = np.float32(0) if v <= 0 else v",     # relu that keeps a NaN (as torch's does)
-        "        h[j] = v",
-        *(f"        s{k} += v * w{k}[j]" for k in ks),
-        *(f"    out[{k}] += s{k}" for k in ks),
+        "        bj = b[j]",
+        *(line for q in rs for line in (
+            f"        v{q} = p{q}[j] + bj",
+            f"        v{q} = np.float32(0) if v{q} <= 0 else v{q}",   # relu that keeps a NaN (as torch's does)
+            f"        h{q}[j] = v{q}")),
+        *(line for k in ks for line in (f"        w = w{k}[j]", *(f"        s{q}_{k} += v{q} * w" for q in rs))),
+        *(f"    out[{q}, {k}] += s{q}_{k}" for q in rs for k in ks),
         "",
-        "def backward_row(h, g, W, grad):",               # grad[j] += [h_j > 0] sum_k g[k] W[k, j]
+        "def backward(h, g, W, grad):",                  # grad[j] += sum_q [h[q, j] > 0] sum_k g[q, k] W[k, j]
         *(f"    w{k} = W[{k}]" for k in ks),
-        *(f"    g{k} = g[{k}]" for k in ks),
+        *(f"    g{q}_{k} = g[{q}, {k}]" for q in rs for k in ks),
+        *(f"    h{q} = h[{q}]" for q in rs),
         "    for j in range(grad.shape[0]):",
-        "        a = " + " + ".join(f"g{k} * w{k}[j]" for k in ks),
-        "        grad[j] += a if h[j] > 0 else np.float32(0)",
+        *(f"        a{q} = np.float32(0)" for q in rs),
+        *(line for k in ks for line in (f"        w = w{k}[j]", *(f"        a{q} += g{q}_{k} * w" for q in rs))),
+        "        grad[j] += " + " + ".join(f"(a{q} if h{q}[j] > 0 else np.float32(0))" for q in rs),
+        "",
+        "def forward_rows(P, rows, j0, j1, buf, b, h, W, out):",  # rows: R indices into the cache P
+        "    forward(h, b, W, out, j0, j1, "
+        + ", ".join(f"row(P, rows[{q}], j0, j1, buf[{q}])" for q in rs) + ")",
     ])
 
 
@@ -55,42 +69,62 @@ def _compiled(K: int):
     import numba
     from numba import njit, prange
 
-    ns = {"np": np}
-    exec(_source(K), ns)
-    forward_row = njit(fastmath=FASTMATH, inline="always")(ns["forward_row"])
-    backward_row = njit(fastmath=FASTMATH, inline="always")(ns["backward_row"])
-
     @njit(inline="always")
-    def row_f32(P, n, buf):                 # a float32 cache: the row itself
-        return P[n]
+    def row_f32(P, n, j0, j1, buf):         # a float32 cache: the piece of the row itself
+        return P[n][j0:j1]
 
     @njit(fastmath=FASTMATH, inline="always")
-    def row_bf16(P, n, buf):                # a bfloat16 cache, as int16 bits: widened into buf
-        bits, row = buf.view(np.int32), P[n]
-        for j in range(row.shape[0]):
-            bits[j] = np.int32(row[j]) << 16
-        return buf
+    def row_bf16(P, n, j0, j1, buf):        # a bfloat16 cache, as int16 bits: widened into buf
+        bits, piece = buf.view(np.int32), P[n, j0:j1]
+        for j in range(piece.shape[0]):
+            bits[j] = np.int32(piece[j]) << 16
+        return buf[:piece.shape[0]]
+
+    def loops(r: int, row):
+        ns = {"np": np, "row": row}
+        exec(_source(K, r), ns)
+        fns = {name: njit(fastmath=FASTMATH, inline="always")(ns[name]) for name in ("forward", "backward")}
+        ns.update(fns)
+        return njit(fastmath=FASTMATH, inline="always")(ns["forward_rows"]), fns["backward"]
 
     def make(row):
+        (forward_R, backward_R), (forward_1, backward_1) = loops(R, row), loops(1, row)
+
         @njit(parallel=True, fastmath=FASTMATH)
-        def step(P, rows, y, b, W, c, logits, grads):
-            B, T = rows.shape[0], grads.shape[0]
+        def step(P, rows, y, b, W, c, logits, grads, chunk):
+            B, T, H = rows.shape[0], grads.shape[0], b.shape[0]
             for t in prange(T):
                 grad = grads[t]
                 grad[:] = 0
-                h, buf, g = np.empty_like(b), np.empty_like(b), np.empty(K, np.float32)
-                for i in range(t * B // T, (t + 1) * B // T):
-                    L = logits[i]
-                    L[:] = c
-                    forward_row(row(P, rows[i], buf), b, h, W, L)
-                    top, z = L.max(), np.float32(0)
-                    for k in range(K):
-                        g[k] = np.exp(L[k] - top)
-                        z += g[k]
-                    for k in range(K):
-                        g[k] /= z
-                    g[y[i]] -= 1
-                    backward_row(h, g, W, grad)
+                h, buf, g = np.empty((R, H), np.float32), np.empty((R, chunk), np.float32), np.empty((R, K), np.float32)
+                i, end = t * B // T, (t + 1) * B // T
+                while i < end:
+                    r = min(R, end - i)                 # R rows at a time; the last few one by one
+                    L = logits[i:i + r]
+                    for q in range(r):
+                        L[q] = c
+                    for j0 in range(0, H, chunk):
+                        j1 = min(j0 + chunk, H)
+                        if r == R:
+                            forward_R(P, rows[i:i + R], j0, j1, buf, b, h, W, L)
+                        else:
+                            for q in range(r):
+                                forward_1(P, rows[i + q:i + q + 1], j0, j1, buf[q:q + 1], b, h[q:q + 1], W,
+                                          L[q:q + 1])
+                    for q in range(r):                  # the softmax's gradient: g = softmax(L) - onehot(y)
+                        top, z = L[q].max(), np.float32(0)
+                        for k in range(K):
+                            g[q, k] = np.exp(L[q, k] - top)
+                            z += g[q, k]
+                        for k in range(K):
+                            g[q, k] /= z
+                        g[q, y[i + q]] -= 1
+                    if r == R:
+                        backward_R(h, g, W, grad)
+                    else:
+                        for q in range(r):
+                            backward_1(h[q:q + 1], g[q:q + 1], W, grad)
+                    i += r
         return step
 
     return {torch.float32: make(row_f32), torch.bfloat16: make(row_bf16)}, numba
@@ -120,5 +154,6 @@ def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Ten
     logits = np.empty((len(rows), K), np.float32)
     Pn = P.numpy() if P.dtype == torch.float32 else P.view(torch.int16).numpy()
     c = np.zeros(K, np.float32) if c is None else c.detach().numpy()
-    steps[P.dtype](Pn, rows.numpy(), y.numpy(), b.detach().numpy(), W_out.detach().numpy(), c, logits, work["grads"])
+    steps[P.dtype](Pn, rows.numpy(), y.numpy(), b.detach().numpy(), W_out.detach().numpy(), c, logits, work["grads"],
+                   CHUNK)
     return F.cross_entropy(torch.from_numpy(logits), y), torch.from_numpy(work["grads"].sum(0)).div_(len(rows))
