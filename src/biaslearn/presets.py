@@ -457,10 +457,11 @@ def theory_heldout(scale: str = "paper", seeds=range(3)) -> list[TheoryConfig]:
 MT_TASKS = ("mnist", "fashion_mnist", "kmnist", "kannada_mnist")
 MT_AFRO = ("ethiopic_mnist", "vai_mnist", "osmanya_mnist")  # not on this machine: Figure 1's rates (LR), not chosen
 MT_SCALES = {"paper": dict(n_hidden=32_000, epochs=20), "quick": dict(n_hidden=256, epochs=10, batch_size=32)}
-MT_LR_GRID = {"bias": [3e-3, 1e-2, 3e-2, 1e-1, 3e-1], "full": [3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]}
+MT_LR_GRID = {"bias": [3e-3, 1e-2, 3e-2, 1e-1, 3e-1], "full": [3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]}
 # The bias-only grid was extended upwards twice while MNIST's winner sat on its top edge (1e-3..3e-2, then to 1e-1,
 # then to 3e-1; the 1e-3 runs stay stored); every winner below is interior. The fully trained grid was extended up to
-# 3e-3 after MNIST's winner sat on its top edge, 1e-3, and (2026-12-02) up to 1e-2 when 3e-3 won on the edge again.
+# 3e-3 after MNIST's winner sat on its top edge, 1e-3, (2026-12-02) up to 1e-2 when 3e-3 won on the edge again, and
+# (2026-12-02) up to 3e-2 when 1e-2 did (MNIST's validation accuracy rose at every step of the grid: 0.931 to 0.960).
 MT_LR = {("mnist", "bias"): 1e-1, ("fashion_mnist", "bias"): 3e-2, ("kmnist", "bias"): 1e-1,
          ("kannada_mnist", "bias"): 1e-1}                    # <- multitask_selection: (dataset, mode) -> rate
 
