@@ -7,12 +7,15 @@ loop goes back through that buffer (in the CPU's cache):
 
     d loss / d b_j = (1/B) sum_n [h_nj > 0] sum_k g_nk W_out[k, j],   g = softmax - onehot.
 
-The batch's rows are split over numba's threads, each with its own gradient row (summed at the end in a
-fixed order: the same numbers for the same thread count). A bfloat16 cache is read as its 16 bits and
-widened in the loop (a bfloat16 is the top half of a float32). The loops over the K outputs are written
-out (``_source``) so that each output's sum stays in a register; numba compiles them once per K and cache
-dtype, on first use (a few seconds). The sums may be reassociated (vectorised) but NaN and infinity keep their
-meaning, so a network that blew up still shows a NaN loss.
+W_out (K x H, 1.3 MB at the paper's shape) is what the loop reads most, from the CPU's cache: R = 4 rows go through
+together, so each of its elements is loaded once per 4 rows, forward and back (8 rows would not fit the registers).
+The forward loop runs over pieces of CHUNK columns; it slices whole rows into 1-d pieces, which numba knows are
+contiguous and vectorises (a 2-d slice it cannot). The batch's rows are split over numba's threads, each with its own
+gradient row (summed at the end in a fixed order: the same numbers for the same thread count). A bfloat16 cache is
+read as its 16 bits and widened, a piece at a time, into a buffer that stays in L1 (a bfloat16 is the top half of a
+float32). The loops over the K outputs and R rows are written out (``_source``) so that each sum stays in a
+register; numba compiles them once per K and cache dtype, on first use (a few seconds). The sums may be
+reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows a NaN loss.
 """
 from __future__ import annotations
 
