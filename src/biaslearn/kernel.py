@@ -30,6 +30,14 @@ R = 4          # rows at a time: each pass over W_out (K x H, from the CPU's cac
 CHUNK = 2048   # columns at a time in the forward loop: a bfloat16 piece is widened into a buffer that stays in L1
 
 
+def _tree(terms: list[str]) -> str:
+    """The sum of ``terms`` as a balanced tree, "((a + b) + (c + d))": its additions wait on each other log2(n)
+    deep, not n deep as in a + b + c + d (the backward loop's sums would otherwise wait on the adder's latency)."""
+    while len(terms) > 1:
+        terms = [f"({terms[i]} + {terms[i + 1]})" if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
 def _source(K: int, R: int) -> str:
     """The forward loop over one piece of R rows and the backward loop over R whole rows, for K outputs, and the
     call that feeds the forward loop R rows of the cache, as Python source for numba (each sum in a register)."""
@@ -55,8 +63,8 @@ def _source(K: int, R: int) -> str:
         *(f"    g{q}_{k} = g[{q}, {k}]" for q in rs for k in ks),
         *(f"    h{q} = h[{q}]" for q in rs),
         "    for j in range(grad.shape[0]):",
-        *(f"        a{q} = np.float32(0)" for q in rs),
-        *(line for k in ks for line in (f"        w = w{k}[j]", *(f"        a{q} += g{q}_{k} * w" for q in rs))),
+        *(f"        x{k} = w{k}[j]" for k in ks),
+        *(f"        a{q} = " + _tree([f"g{q}_{k} * x{k}" for k in ks]) for q in rs),  # a tree: short chains
         "        grad[j] += " + " + ".join(f"(a{q} if h{q}[j] > 0 else np.float32(0))" for q in rs),
         "",
         "def forward_rows(P, rows, j0, j1, buf, b, h, W, out):",  # rows: R indices into the cache P
