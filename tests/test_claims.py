@@ -309,20 +309,30 @@ def test_each(tmp_path):
 
 
 def test_same_winner_reads_a_runs_curve_as_the_proxy(tmp_path):
-    """The rate best by the proxy (a point of each run's curve) must be the rate best by the metric."""
-    claim = dict(MIN, where={}, rule={"kind": "same_winner", "x": "lr", "at": [1e-3, 1e-2], "metric": "acc",
+    """The rate best by the proxy (a point of each run's curve) must be a rate best by the metric; with order: true,
+    every rate must be in the same place."""
+    claim = dict(MIN, where={}, rule={"kind": "same_winner", "x": "lr", "at": [1e-3, 1e-2, 1e-1], "metric": "acc",
                                       "proxy": "curve.acc.1"})
+
     def run(name, lr, final, curve):
         store(tmp_path, "lz", name, {"lr": lr}, {"acc": final})
         f = tmp_path / "lz" / f"{name}.json"
         f.write_text(f.read_text().replace('"curve": {}', json.dumps({"curve": {"acc": curve}})[1:-1]))
     run("a", 1e-3, 0.9, [0.5, 0.8, 0.9])
     run("b", 1e-2, 0.8, [0.6, 0.7, 0.8])                   # best at epoch 1 only: the proxy reads epoch 2
+    run("c", 1e-1, 0.7, [0.1, 0.75, 0.7])                  # second at epoch 2, last at the end
     v = claims.verdict(claim, tmp_path)
-    assert v["verdict"] == claims.HOLDS and "(best at 0.001)" in v["measured"] and "0.7000" in v["measured"]
+    assert v["verdict"] == claims.HOLDS and "curve.acc.1 0.8000, 0.7000, 0.7500 (best first: 0.001, 0.1, 0.01)" in v["measured"]
+    ordered = dict(claim, rule=dict(claim["rule"], order=True))
+    assert claims.verdict(ordered, tmp_path)["verdict"] == claims.FAILS           # 0.1 and 0.01 swap places
+    assert claims.verdict(dict(ordered, where={"lr": [1e-3, 1e-2]}), tmp_path)["verdict"] == claims.NOT_RUN
+    assert claims.verdict(dict(ordered, rule=dict(ordered["rule"], at=[1e-3, 1e-2])), tmp_path)["verdict"] == claims.HOLDS
     early = claims.verdict(dict(claim, rule=dict(claim["rule"], proxy="curve.acc.0")), tmp_path)
-    assert early["verdict"] == claims.FAILS and "(best at 0.01)" in early["measured"]
-    assert claims.verdict(dict(claim, rule=dict(claim["rule"], at=[1e-3, 1e-1])), tmp_path)["verdict"] == claims.NOT_RUN
+    assert early["verdict"] == claims.FAILS and "(best first: 0.01," in early["measured"]
+    run("d", 1e-4, 0.9, [0.1, 0.1, 0.9])                   # tied with 1e-3 on the metric: either winner will do
+    tied = dict(claim, rule=dict(claim["rule"], at=[1e-4, 1e-3]))
+    assert claims.verdict(tied, tmp_path)["verdict"] == claims.HOLDS
+    assert claims.verdict(dict(tied, rule=dict(tied["rule"], order=True)), tmp_path)["verdict"] == claims.FAILS
 
 
 def test_every_rule_kind_is_tested_both_ways():

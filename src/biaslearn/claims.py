@@ -308,20 +308,23 @@ def _each(rule, rs):
 
 
 def _same_winner(rule, rs):
-    """Over the values of config field `x` in `at` (all must be present): the value with the highest mean
-    `proxy` is the value with the highest mean `metric` (a cheaper score ranks candidates as the real one)."""
-    best = {}
+    """Over the values of config field `x` in `at` (all must be present): the value with the highest mean `proxy`
+    is one with the highest mean `metric` (a cheaper score picks the candidate the real one picks); with
+    `order: true`, the proxy also orders every candidate as the metric does (ties in either: no order)."""
+    means = {}
     for name in (rule["metric"], rule["proxy"]):
-        means = {x: _mean([r for r in rs if r["config"].get(rule["x"]) == x], name) for x in rule["at"]}
-        absent = [x for x, (_, n) in means.items() if n == 0]
+        means[name] = {x: _mean([r for r in rs if r["config"].get(rule["x"]) == x], name)[0] for x in rule["at"]}
+        absent = [x for x, v in means[name].items() if v is None]
         if absent:
             return NOT_RUN, f"no {name} stored at {rule['x']} = {absent}", []
-        best[name] = (max(means, key=lambda x: means[x][0]), means)
-    (win, m), (pwin, p) = best[rule["metric"]], best[rule["proxy"]]
-    text = (f"{rule['metric']} " + ", ".join(f"{m[x][0]:.4f}" for x in rule["at"]) + f" (best at {win:g}); "
-            f"{rule['proxy']} " + ", ".join(f"{p[x][0]:.4f}" for x in rule["at"]) + f" (best at {pwin:g}) "
-            f"at {rule['x']} = {rule['at']}")
-    return (HOLDS if win == pwin else FAILS), text, [r for r in rs if r["config"].get(rule["x"]) in rule["at"]]
+    m, p = means[rule["metric"]], means[rule["proxy"]]
+    best = lambda v: [x for x in rule["at"] if v[x] == max(v.values())]
+    order = lambda v: sorted(rule["at"], key=lambda x: -v[x])
+    ok = best(p)[0] in best(m) and (not rule.get("order") or (order(p) == order(m) and len(set(m.values())) ==
+                                                               len(m) and len(set(p.values())) == len(p)))
+    text = "; ".join(f"{name} " + ", ".join(f"{v[x]:.4f}" for x in rule["at"]) + " (best first: "
+                     + ", ".join(map(str, order(v))) + ")" for name, v in ((rule["metric"], m), (rule["proxy"], p)))
+    return (HOLDS if ok else FAILS), f"{text} at {rule['x']} = {rule['at']}", [r for r in rs if r["config"].get(rule["x"]) in rule["at"]]
 
 
 RULES = {"gap": _gap, "trend": _trend, "min": _min, "within": _within, "below": _below, "beats": _beats,

@@ -12,7 +12,7 @@ together, so each of its elements is loaded once per 4 rows, forward and back (8
 The forward loop runs over pieces of CHUNK columns; it slices whole rows into 1-d pieces, which numba knows are
 contiguous and vectorises (a 2-d slice it cannot). The batch's rows are split over numba's threads, each with its own
 gradient row (summed at the end in a fixed order: the same numbers for the same thread count). A bfloat16 cache is
-read as its 16 bits and widened, a piece at a time, into a buffer that stays in L1 (a bfloat16 is the top half of a
+read as its 16 bits and widened, a piece at a time, into a buffer in the CPU's cache (a bfloat16 is the top half of a
 float32). The loops over the K outputs and R rows are written out (``_source``) so that each sum stays in a
 register; numba compiles them once per K and cache dtype, on first use (a few seconds). The sums may be
 reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows a NaN loss.
@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # LLVM's fast-math flags without "no NaN" / "no infinity"
-R = 4          # rows at a time: each pass over W_out (K x H, from the CPU's cache) serves R rows; 8 spill registers
-CHUNK = 2048   # columns at a time in the forward loop: a bfloat16 piece is widened into a buffer that stays in L1
+R = 4          # rows at a time: each pass over W_out (K x H, from the CPU's cache) serves R rows (8 rows' sums would not fit the registers)
+CHUNK = 2048   # columns at a time in the forward loop: a bfloat16 piece is widened into a buffer in the CPU's cache
 
 
 def _tree(terms: list[str]) -> str:
