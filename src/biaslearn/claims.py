@@ -324,7 +324,8 @@ def _same_winner(rule, rs):
                                                                len(m) and len(set(p.values())) == len(p)))
     text = "; ".join(f"{name} " + ", ".join(f"{v[x]:.4f}" for x in rule["at"]) + " (best first: "
                      + ", ".join(map(str, order(v))) + ")" for name, v in ((rule["metric"], m), (rule["proxy"], p)))
-    return (HOLDS if ok else FAILS), f"{text} at {rule['x']} = {rule['at']}", [r for r in rs if r["config"].get(rule["x"]) in rule["at"]]
+    used = [r for r in rs if r["config"].get(rule["x"]) in rule["at"]]
+    return (HOLDS if ok else FAILS), f"{text} at {rule['x']} = {rule['at']}", used
 
 
 RULES = {"gap": _gap, "trend": _trend, "min": _min, "within": _within, "below": _below, "beats": _beats,

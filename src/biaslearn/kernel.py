@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # LLVM's fast-math flags without "no NaN" / "no infinity"
-R = 4          # rows at a time: each pass over W_out (K x H, from the CPU's cache) serves R rows (8 rows' sums would not fit the registers)
+R = 4          # rows at a time: each pass over W_out (K x H, from the CPU's cache) serves R rows
+               # (8 rows' sums would not fit the registers)
 CHUNK = 2048   # columns at a time in the forward loop: a bfloat16 piece is widened into a buffer in the CPU's cache
 
 
