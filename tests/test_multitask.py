@@ -148,6 +148,44 @@ def test_clustering_recovers_hand_built_clusters_and_drops_silent_units():
     assert sorted(o) == list(range(300)) and (np.diff(c["centroids"][c["labels"][o]].argmax(1)) >= 0).all()
 
 
+def test_task_variance_of_hand_built_activations_gives_the_known_clusters():
+    """Pre-activations built so that units 0-59 vary on task 0 only, 60-119 on task 1 only and 120-179 on tasks 2
+    and 3; elsewhere a unit's input is constant (so its activation is): task variance, then the clustering."""
+    g = torch.Generator().manual_seed(0)
+    serves = {0: (0,), 1: (1,), 2: (2, 3)}
+    truth = np.repeat([0, 1, 2], 60)
+    b = torch.full((180,), 0.5)
+    V = []
+    for t in range(4):
+        P = torch.zeros(500, 180)
+        for grp, ts in serves.items():
+            if t in ts:
+                cols = torch.from_numpy(np.flatnonzero(truth == grp))
+                P[:, cols] = torch.randn(500, len(cols), generator=g) * torch.empty(len(cols)).uniform_(0.5, 2, generator=g)
+        V.append(taskvar.task_variance(P, b))
+    c = taskvar.cluster(np.stack(V, 1))
+    assert c["kept"].all() and c["k"] == 3
+    for grp in range(3):
+        assert len(set(c["labels"][truth == grp])) == 1
+    assert sorted(c["roles"]) == [(0,), (1,), (2, 3)]
+
+
+def test_permuted_bias_control_shows_the_correlation_mechanics_alone_give():
+    """Var(relu(z + b)) rises with b: with identically distributed inputs, any bias vector correlates with the
+    variances it produces, so the permuted control comes out as high as the biases themselves; with inputs whose
+    scale falls as the bias rises, the given biases correlate negatively and the permuted ones still positively."""
+    g = torch.Generator().manual_seed(0)
+    b = torch.linspace(-1, 1, 400)
+    same = torch.randn(2000, 400, generator=g)
+    rho = taskvar.bias_correlation(taskvar.task_variance(same, b)[:, None], b.numpy()[:, None])[0]
+    perm = taskvar.permuted_bias_corr(same, b, np.random.default_rng(0))
+    assert rho > 0.9 and perm > 0.9
+    scaled = same * torch.linspace(3, 0.1, 400)        # large inputs on the units with low biases
+    rho = taskvar.bias_correlation(taskvar.task_variance(scaled, b)[:, None], b.numpy()[:, None])[0]
+    perm = taskvar.permuted_bias_corr(scaled, b, np.random.default_rng(0))
+    assert rho < -0.5 and perm > 0.3
+
+
 def test_bias_correlation_and_its_shuffled_control():
     rng = np.random.default_rng(1)
     B = rng.normal(size=(2000, 3))
@@ -165,7 +203,9 @@ def test_taskvar_run_of_four_tasks(four_tasks):
     m, a = r["metrics"], r["arrays"]
     assert a["task_variance"].shape == (256, 4) and a["b"].shape == (256, 4)
     assert m["k"] in taskvar.K_RANGE and set(m["bias_corr"]) == set(TASKS)
-    assert m["specific_share"] + m["shared_share"] <= 1 + 1e-9
+    assert set(m["permuted_bias_corr"]) == set(TASKS)
+    for t in TASKS:
+        assert m["bias_corr_excess"][t] == pytest.approx(m["bias_corr"][t] - m["permuted_bias_corr"][t])
     assert r["curve"]["k"] == list(taskvar.K_RANGE)
     with pytest.raises(ValueError, match="sharing one seed"):
         TaskVarConfig(runs=(runs[0], dataclasses.replace(runs[1], seed=1)), seed=0)

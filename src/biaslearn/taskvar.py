@@ -10,6 +10,7 @@ the score is O(n^2) in the units).
     task_variance(P, b)           the (units, tasks) variance matrix from cached projections and biases
     cluster(V)                    drop, normalise, k-means for every k, the silhouette winner, its clusters' roles
     analyse(V, B, seed)           cluster(V), the task variance vs bias correlations, and the same for a control
+    permuted_bias_corr(P, b, rng) the correlation the mechanics alone give: the same biases permuted across units
     TaskVarConfig / run(config)   the runs of one seed (the bias-only runs of multitask_swap), analysed and stored
     order(labels, roles)          units sorted by cluster for the heatmap (clusters by the task they serve)
 """
@@ -90,6 +91,16 @@ def bias_correlation(V: np.ndarray, B: np.ndarray) -> np.ndarray:
     return np.array([spearmanr(V[:, t], B[:, t]).statistic for t in range(V.shape[1])])
 
 
+def permuted_bias_corr(P: torch.Tensor, b: torch.Tensor, rng: np.random.Generator) -> float:
+    """The correlation of task variance and bias that needs no learning. Var(relu(z + b)) rises with b for every
+    unit (its derivative is 2 E[relu(z + b)] P(z + b <= 0) >= 0), so any bias vector correlates positively with the
+    variances it produces. The control: the same bias values permuted across units (which unit gets which bias
+    is random), the variances recomputed with them, and their Spearman correlation; learned biases beyond this
+    are placed on units for a reason."""
+    bp = b[torch.from_numpy(rng.permutation(len(b))).to(b.device)]
+    return float(bias_correlation(task_variance(P, bp)[:, None], bp.cpu().numpy()[:, None])[0])
+
+
 def shuffled(V: np.ndarray, seed: int) -> np.ndarray:
     """The control: each task's column of V permuted across units independently (a fixed generator), so a
     unit's variances on different tasks no longer belong to one unit; each task's distribution is kept."""
@@ -141,20 +152,26 @@ class TaskVarConfig(OfRuns):
 
 def run(cfg: TaskVarConfig, device: str = "auto", root=None) -> dict:
     """Load each task's learned biases into the one network, compute the (units, tasks) task variance on each
-    task's test inputs, and analyse it (``analyse``). Arrays also hold the biases (units, tasks)."""
+    task's test inputs, and analyse it (``analyse``), with the permuted-bias control of the correlation
+    (``permuted_bias_corr``; a generator seeded by the seed). Arrays also hold the biases (units, tasks)."""
     dev = nets.device(device)
     first = cfg.runs[0]
     model = nets.RandomMLP(784, first.n_hidden, 10, "bias", first.seed, first.init, first.scale,
                            first.out_bias).to(dev)
-    tasks, V, B = [c.dataset for c in cfg.runs], [], []
+    tasks, V, B, perm = [c.dataset for c in cfg.runs], [], [], []
+    rng = np.random.default_rng(cfg.seed)
     for c in cfg.runs:
         r = results.load(c, root)
         if r is None:
             raise FileNotFoundError(f"the bias-only run {c} is not in {results.path(c, root)}: compute it first")
         b = torch.from_numpy(r["arrays"]["b"]).to(dev)
         _, _, x_ev, _ = split(c)
-        V.append(task_variance(project(x_ev, model.W_in), b))
+        P = project(x_ev, model.W_in)
+        V.append(task_variance(P, b))
         B.append(r["arrays"]["b"])
+        perm.append(permuted_bias_corr(P, b, rng))
     V, B = np.stack(V, 1), np.stack(B, 1)
     metrics, curve, arrays = analyse(V, B, tasks, cfg.seed)
+    metrics["permuted_bias_corr"] = dict(zip(tasks, perm))
+    metrics["bias_corr_excess"] = {t: metrics["bias_corr"][t] - p for t, p in zip(tasks, perm)}
     return {"metrics": metrics, "curve": curve, "device": str(dev), "arrays": arrays | {"b": B.astype(np.float32)}}
