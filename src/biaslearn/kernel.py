@@ -7,21 +7,15 @@ loop goes back through that buffer (in the CPU's cache):
 
     d loss / d b_j = (1/B) sum_n [h_nj > 0] sum_k g_nk W_out[k, j],   g = softmax - onehot.
 
-The loop is bound by loads from the CPU's cache, not by memory (measured: a cache that fits the L3 runs no faster),
-so it is blocked for them:
-- R = 3 rows go through the innermost loops together: each element of W_out loaded serves 3 rows, and the 3 x K
-  sums of the forward loop (and the 3 x K factors g of the backward loop) stay in the 32 vector registers of an
-  AVX-512 CPU (4 rows' would not, and spill: the loop of the previous version);
-- BLOCK = 6 rows share one piece of CHUNK = 4,096 columns of W_out (160 KB, in the L2) and their h buffer
-  (6 x 128 KB at the paper's shape) stays in the L2 between the forward and the backward loop.
-Smaller pieces cost more in the sums' horizontal reduction at each piece's end than they gain in L1 hits.
-The forward loop slices whole rows into 1-d pieces, which numba knows are contiguous and vectorises (a 2-d slice
-it cannot). The batch's rows are split over numba's threads, each with its own gradient row (summed at the end in a
-fixed order: the same numbers for the same thread count). A bfloat16 cache is read as its 16 bits and widened, a
-piece at a time, into a buffer in the CPU's cache (a bfloat16 is the top half of a float32). The loops over the K
-outputs and R rows are written out (``_source``) so that each sum stays in a register; numba compiles them once
-per K and cache dtype, on first use (a few seconds). The sums may be reassociated (vectorised) but NaN and infinity
-keep their meaning, so a network that blew up still shows a NaN loss.
+W_out (K x H, 1.3 MB at the paper's shape) is what the loop reads most, from the CPU's cache: R = 4 rows go through
+together, so each of its elements is loaded once per 4 rows, forward and back (8 rows would not fit the registers).
+The forward loop runs over pieces of CHUNK columns; it slices whole rows into 1-d pieces, which numba knows are
+contiguous and vectorises (a 2-d slice it cannot). The batch's rows are split over numba's threads, each with its own
+gradient row (summed at the end in a fixed order: the same numbers for the same thread count). A bfloat16 cache is
+read as its 16 bits and widened, a piece at a time, into a buffer in the CPU's cache (a bfloat16 is the top half of a
+float32). The loops over the K outputs and R rows are written out (``_source``) so that each sum stays in a
+register; numba compiles them once per K and cache dtype, on first use (a few seconds). The sums may be
+reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows a NaN loss.
 """
 from __future__ import annotations
 
@@ -32,14 +26,23 @@ import torch
 import torch.nn.functional as F
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # LLVM's fast-math flags without "no NaN" / "no infinity"
-R = 3          # rows in the innermost loops: each load of W_out serves R rows; R x K sums fit the registers
-BLOCK = 6      # rows that share a piece of W_out (and whose h rows stay in the CPU's cache): a multiple of R
-CHUNK = 4096   # columns at a time (a bfloat16 piece is widened into a buffer of this size)
+R = 4          # rows at a time: each pass over W_out (K x H, from the CPU's cache) serves R rows
+               # (8 rows' sums would not fit the registers)
+CHUNK = 2048   # columns at a time in the forward loop: a bfloat16 piece is widened into a buffer in the CPU's cache
+
+
+def _tree(terms: list[str]) -> str:
+    """The sum of ``terms`` as a balanced tree, "((a + b) + (c + d))": additions that wait on each other log2(n)
+    deep, not n deep. Measured no faster here than a + b + c + d; kept because the stored compiled-step runs
+    (results/feedforward_kernel) were computed with this order of summation."""
+    while len(terms) > 1:
+        terms = [f"({terms[i]} + {terms[i + 1]})" if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def _source(K: int, R: int) -> str:
-    """The forward and backward loops over one piece of columns j0..j1 of R rows, for K outputs, and the call that
-    feeds the forward loop R rows of the cache, as Python source for numba (each sum in a register)."""
+    """The forward loop over one piece of R rows and the backward loop over R whole rows, for K outputs, and the
+    call that feeds the forward loop R rows of the cache, as Python source for numba (each sum in a register)."""
     ks, rs = range(K), range(R)
     ps = ", ".join(f"p{q}" for q in rs)
     return "\n".join([
@@ -57,14 +60,13 @@ def _source(K: int, R: int) -> str:
         *(line for k in ks for line in (f"        w = w{k}[j]", *(f"        s{q}_{k} += v{q} * w" for q in rs))),
         *(f"    out[{q}, {k}] += s{q}_{k}" for q in rs for k in ks),
         "",
-        "def backward(h, g, W, grad, j0, j1):",          # grad[j] += sum_q [h[q, j] > 0] sum_k g[q, k] W[k, j]
-        "    grad = grad[j0:j1]",
-        *(f"    w{k} = W[{k}][j0:j1]" for k in ks),
-        *(f"    h{q} = h[{q}][j0:j1]" for q in rs),
+        "def backward(h, g, W, grad):",                  # grad[j] += sum_q [h[q, j] > 0] sum_k g[q, k] W[k, j]
+        *(f"    w{k} = W[{k}]" for k in ks),
         *(f"    g{q}_{k} = g[{q}, {k}]" for q in rs for k in ks),
+        *(f"    h{q} = h[{q}]" for q in rs),
         "    for j in range(grad.shape[0]):",
         *(f"        x{k} = w{k}[j]" for k in ks),
-        *(f"        a{q} = " + " + ".join(f"g{q}_{k} * x{k}" for k in ks) for q in rs),
+        *(f"        a{q} = " + _tree([f"g{q}_{k} * x{k}" for k in ks]) for q in rs),
         "        grad[j] += " + " + ".join(f"(a{q} if h{q}[j] > 0 else np.float32(0))" for q in rs),
         "",
         "def forward_rows(P, rows, j0, j1, buf, b, h, W, out):",  # rows: R indices into the cache P
@@ -107,23 +109,22 @@ def _compiled(K: int):
             for t in prange(T):
                 grad = grads[t]
                 grad[:] = 0
-                h, buf = np.empty((BLOCK, H), np.float32), np.empty((R, chunk), np.float32)
-                g = np.empty((BLOCK, K), np.float32)
+                h, buf, g = np.empty((R, H), np.float32), np.empty((R, chunk), np.float32), np.empty((R, K), np.float32)
                 i, end = t * B // T, (t + 1) * B // T
                 while i < end:
-                    n = min(BLOCK, end - i)             # BLOCK rows at a time, R by R; the last few one by one
-                    L, rs = logits[i:i + n], rows[i:i + n]
-                    for q in range(n):
+                    r = min(R, end - i)                 # R rows at a time; the last few one by one
+                    L = logits[i:i + r]
+                    for q in range(r):
                         L[q] = c
                     for j0 in range(0, H, chunk):
-                        j1, q = min(j0 + chunk, H), 0
-                        while q + R <= n:
-                            forward_R(P, rs[q:q + R], j0, j1, buf, b, h[q:q + R], W, L[q:q + R])
-                            q += R
-                        while q < n:
-                            forward_1(P, rs[q:q + 1], j0, j1, buf, b, h[q:q + 1], W, L[q:q + 1])
-                            q += 1
-                    for q in range(n):                  # the softmax's gradient: g = softmax(L) - onehot(y)
+                        j1 = min(j0 + chunk, H)
+                        if r == R:
+                            forward_R(P, rows[i:i + R], j0, j1, buf, b, h, W, L)
+                        else:
+                            for q in range(r):
+                                forward_1(P, rows[i + q:i + q + 1], j0, j1, buf[q:q + 1], b, h[q:q + 1], W,
+                                          L[q:q + 1])
+                    for q in range(r):                  # the softmax's gradient: g = softmax(L) - onehot(y)
                         top, z = L[q].max(), np.float32(0)
                         for k in range(K):
                             g[q, k] = np.exp(L[q, k] - top)
@@ -131,15 +132,12 @@ def _compiled(K: int):
                         for k in range(K):
                             g[q, k] /= z
                         g[q, y[i + q]] -= 1
-                    for j0 in range(0, H, chunk):
-                        j1, q = min(j0 + chunk, H), 0
-                        while q + R <= n:
-                            backward_R(h[q:q + R], g[q:q + R], W, grad, j0, j1)
-                            q += R
-                        while q < n:
-                            backward_1(h[q:q + 1], g[q:q + 1], W, grad, j0, j1)
-                            q += 1
-                    i += n
+                    if r == R:
+                        backward_R(h, g, W, grad)
+                    else:
+                        for q in range(r):
+                            backward_1(h[q:q + 1], g[q:q + 1], W, grad)
+                    i += r
         return step
 
     return {torch.float32: make(row_f32), torch.bfloat16: make(row_bf16)}, numba
