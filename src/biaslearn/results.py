@@ -455,12 +455,11 @@ def verify(sample: int = 1, max_seconds: float = 60.0, root=None, experiments=No
     available = functools.cache(data.available)  # each data set's checksums verified once
 
     folders = sorted(p.name for p in results_dir(root).iterdir() if p.is_dir())
-    report = []
+    report, cpu = [], cpu_name()
     for name in experiments or folders:
         runs = sorted(stored(name, root), key=lambda r: r["provenance"]["wall_seconds"])
         if not runs:
             continue
-        cpu = cpu_name()
         if name.startswith(CPU_SENSITIVE):
             other = [r for r in runs if r["provenance"].get("cpu") != cpu]
             runs = [r for r in runs if r["provenance"].get("cpu") == cpu]
