@@ -127,6 +127,37 @@ def test_collect_leaves_a_run_another_process_is_computing_for_last(tmp_path, mo
     assert [c for c in df["config"]] == cfgs
 
 
+def test_the_command_line_also_leaves_a_busy_run_for_last(tmp_path, monkeypatch):
+    """The same in `python -m biaslearn.experiments` (inline): a second process started beside the first does
+    not wait on the run the first is computing."""
+    from biaslearn import experiments, results
+    order, real_run = [], experiments.run
+    cfgs = ps.PRESETS["theory_rnn"].configs("quick", [0])
+    held = {results.key(cfgs[0])}
+    monkeypatch.setattr(results, "busy", lambda cfg, root=None: results.key(cfg) in held)
+
+    def run(cfg, *args, **kwargs):
+        order.append(cfgs.index(cfg))
+        held.clear()
+        return real_run(cfg, *args, **kwargs)
+    monkeypatch.setattr(experiments, "run", run)
+    experiments.main(["theory_rnn", "--scale", "quick", "--seeds", "0", "--results-dir", str(tmp_path)])
+    assert order == list(range(1, len(cfgs))) + [0]
+    assert all(results.path(c, tmp_path).exists() for c in cfgs)
+
+
+def test_a_dry_run_in_this_process_computes_nothing(tmp_path, capsys):
+    """--dry-run without --executor lists the runs left and computes none (it once ran them all)."""
+    from biaslearn import experiments, results
+    cfgs = ps.PRESETS["theory_rnn"].configs("quick", [0])
+    experiments.run(cfgs[0], tmp_path)
+    experiments.main(["theory_rnn", "--scale", "quick", "--seeds", "0", "--results-dir", str(tmp_path), "--dry-run"])
+    out = capsys.readouterr().out
+    assert f"theory_rnn (quick): {len(cfgs) - 1} of {len(cfgs)} runs to compute" in out
+    assert out.count("would compute theory_rnn/") == len(cfgs) - 1
+    assert [results.path(c, tmp_path).exists() for c in cfgs] == [True] + [False] * (len(cfgs) - 1)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["width", "--widths", "-5"], "widths [-5] not allowed; use some of [2, 3, 4"),
     (["width", "--widths", "100", "--scale", "quick"], "widths [100] not allowed; use some of [16, 64, 256]"),

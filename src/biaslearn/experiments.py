@@ -118,6 +118,22 @@ def _row(cfg, result, root) -> dict:
                   "config": cfg, "result": result}
 
 
+def _in_turn(cfgs, todo, root=None):
+    """The indices of ``cfgs`` in the order to take them. A run to compute (in ``todo``) that another process is
+    computing when this one reaches it goes to the back of the queue, once (stored by the time it comes round
+    again, or this process then waits for it), so that two sweeps of one preset side by side split its runs
+    instead of queueing behind each other."""
+    queue, put_back = collections.deque(range(len(cfgs))), set()
+    while queue:
+        i = queue.popleft()
+        cfg = cfgs[i]
+        if cfg in todo and i not in put_back and not results.path(cfg, root).exists() and results.busy(cfg, root):
+            put_back.add(i)
+            queue.append(i)
+            continue
+        yield i
+
+
 def collect(preset: str, scale: str = "paper", seeds=None, results_dir=None, compute: bool = False,
             device: str = "auto", progress: bool = True, **options):
     """Every run of ``preset`` as a pandas DataFrame (a row per config, stored or not).
@@ -143,18 +159,10 @@ def collect(preset: str, scale: str = "paper", seeds=None, results_dir=None, com
     bars = progress and sys.stderr.isatty()
     bar = tqdm(total=len(todo), desc=preset, disable=not (bars and todo))
     available = functools.cache(data.available)  # a data set's checksums, verified once per collect
-    # A run that another process is computing when this one reaches it goes to the back of the queue (stored by
-    # the time it comes round again, or this process then waits for it), so that two sweeps of one preset side by
-    # side split its runs instead of queueing behind each other.
-    queue, put_back, got = collections.deque(range(len(cfgs))), set(), {}
-    while queue:
-        i = queue.popleft()
+    got = {}
+    for i in _in_turn(cfgs, todo, results_dir):
         cfg = cfgs[i]
         stored = results.path(cfg, results_dir).exists()
-        if not stored and cfg in todo and i not in put_back and results.busy(cfg, results_dir):
-            put_back.add(i)
-            queue.append(i)
-            continue
         reason = None if stored else ready(cfg, results_dir, available) or (None if compute else "compute is off")
         r = got[i] = run(cfg, results_dir, compute=compute and reason is None, device=device, progress=bars)
         if r is not None:
@@ -219,7 +227,17 @@ def main(argv=None):
             raise SystemExit(code)
         return
     available = functools.cache(data.available)
-    for cfg in tqdm(cfgs, desc=a.preset):
+    todo = {c for c in cfgs if not results.path(c, a.results_dir).exists()}
+    if a.dry_run:  # say what would be computed, here and now, and compute nothing
+        root = results.results_dir(a.results_dir)
+        print(f"{a.preset} ({a.scale}): {len(todo)} of {len(cfgs)} runs to compute")
+        for cfg in (c for c in cfgs if c in todo):
+            reason = ready(cfg, a.results_dir, available)
+            print(f"  {'skip' if reason else 'would compute'} {results.path(cfg, root).relative_to(root)}"
+                  + (f": {reason}" if reason else ""))
+        return
+    for i in tqdm(_in_turn(cfgs, todo, a.results_dir), desc=a.preset, total=len(cfgs)):
+        cfg = cfgs[i]
         reason = ready(cfg, a.results_dir, available)
         if reason:
             tqdm.write(f"skipped {cfg}: {reason}")

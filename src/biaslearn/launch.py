@@ -583,7 +583,7 @@ def add_arguments(ap: argparse.ArgumentParser, results_dir: bool = False) -> Non
                    "e.g. 'module load cuda'")
     g.add_argument("--python", default=None, help="slurm: the python command of the jobs (default: this one)")
     g.add_argument("--wait", action="store_true", help="slurm: wait until every submitted job has ended")
-    g.add_argument("--dry-run", action="store_true", help="say what would be submitted, submit nothing")
+    g.add_argument("--dry-run", action="store_true", help="say what would be computed (inline) or submitted, and do nothing")
 
 
 def _job_kwargs(a) -> dict:
