@@ -56,6 +56,19 @@ def test_winners_pick_the_best_stored_run_per_key():
     assert report.winners(df, ("mode",), "acc") == {("a",): 1e-2, ("b",): 1e-3}
 
 
+def test_a_rate_table_has_a_row_per_data_set_and_a_column_per_mode(monkeypatch):
+    shown = []
+    monkeypatch.setattr(report, "show", lambda table, caption=None: shown.append((table, caption)))
+    report.rates({("mnist", "bias"): 1e-2, ("fashion_mnist", "bias"): 3e-3, ("fashion_mnist", "full"): 3e-5}, "rates")
+    table, caption = shown.pop()
+    assert caption == "rates" and list(table.columns) == ["data set", "bias-only", "fully trained"]
+    assert table.to_dict("records") == [
+        {"data set": "MNIST", "bias-only": "0.01", "fully trained": "not chosen yet"},
+        {"data set": "Fashion-MNIST", "bias-only": "0.003", "fully trained": "3e-05"}]
+    report.rates({"bias": 1e-2, "full": 1e-4}, "rates")
+    assert shown.pop()[0].to_dict("records") == [{"data set": "every data set", "bias-only": "0.01", "fully trained": "0.0001"}]
+
+
 def test_winners_split_ties_by_the_tiebreak_column_only_among_the_tied():
     import pandas as pd
     df = pd.DataFrame({"mode": ["a"] * 3, "lr": [1e-3, 1e-2, 1e-1], "acc": [1.0, 1.0, 0.9], "area": [0.5, 0.8, 0.99],

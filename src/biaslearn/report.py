@@ -130,6 +130,20 @@ def show(table, caption: str | None = None, index: bool = False):
     display(HTML(styler.to_html()))
 
 
+def rates(table: dict, caption: str) -> None:
+    """A table of learning rates, {mode: rate} or {(dataset, mode): rate}: a row per data set, a column per mode."""
+    import pandas as pd
+
+    rows = {}
+    for key, lr in table.items():
+        d, m = key if isinstance(key, tuple) else ("every data set", key)
+        rows.setdefault(title(d), {})[LABEL.get(m, m)] = f"{lr:g}"
+    if not rows:
+        say(f"{caption}: none chosen yet")
+        return
+    show(pd.DataFrame([{"data set": d, **r} for d, r in rows.items()]).fillna("not chosen yet"), caption)
+
+
 def provenance(runs) -> str:
     """One line for a caption: how many runs, which seeds, which commit(s) and hardware, wall time."""
     done = [r["provenance"] | {"seed": r["config"].get("seed")} for r in _results(runs)]
