@@ -121,9 +121,10 @@ def test_collect_computes_missing_runs_then_loads_them(tmp_path):
     assert df.attrs["command"] == f"python -m biaslearn.experiments theory_rnn --scale quick --seeds 0 --results-dir {tmp_path}"
 
 
-def test_collect_leaves_a_run_another_process_is_computing_for_last(tmp_path, monkeypatch):
-    """Two sweeps side by side: a run locked by a live process goes to the back of the queue, so this process
-    computes the others meanwhile; the table keeps the preset's order."""
+@pytest.fixture
+def first_run_busy(monkeypatch):
+    """theory_rnn's quick configs, the first held by another live process until this one computes a run; returns
+    (configs, the order in which this process computes them)."""
     from biaslearn import experiments, results
     order, real_run = [], experiments.run
     cfgs = ps.PRESETS["theory_rnn"].configs("quick", [0])
@@ -135,25 +136,23 @@ def test_collect_leaves_a_run_another_process_is_computing_for_last(tmp_path, mo
         held.clear()
         return real_run(cfg, *args, **kwargs)
     monkeypatch.setattr(experiments, "run", run)
+    return cfgs, order
+
+
+def test_collect_leaves_a_run_another_process_is_computing_for_last(tmp_path, first_run_busy):
+    """Two sweeps side by side: a run locked by a live process goes to the back of the queue, so this process
+    computes the others meanwhile; the table keeps the preset's order."""
+    cfgs, order = first_run_busy
     df = collect("theory_rnn", "quick", seeds=[0], results_dir=tmp_path, compute=True, progress=False)
     assert order == list(range(1, len(cfgs))) + [0] and df["stored"].all()
     assert [c for c in df["config"]] == cfgs
 
 
-def test_the_command_line_also_leaves_a_busy_run_for_last(tmp_path, monkeypatch):
+def test_the_command_line_also_leaves_a_busy_run_for_last(tmp_path, first_run_busy):
     """The same in `python -m biaslearn.experiments` (inline): a second process started beside the first does
     not wait on the run the first is computing."""
     from biaslearn import experiments, results
-    order, real_run = [], experiments.run
-    cfgs = ps.PRESETS["theory_rnn"].configs("quick", [0])
-    held = {results.key(cfgs[0])}
-    monkeypatch.setattr(results, "busy", lambda cfg, root=None: results.key(cfg) in held)
-
-    def run(cfg, *args, **kwargs):
-        order.append(cfgs.index(cfg))
-        held.clear()
-        return real_run(cfg, *args, **kwargs)
-    monkeypatch.setattr(experiments, "run", run)
+    cfgs, order = first_run_busy
     experiments.main(["theory_rnn", "--scale", "quick", "--seeds", "0", "--results-dir", str(tmp_path)])
     assert order == list(range(1, len(cfgs))) + [0]
     assert all(results.path(c, tmp_path).exists() for c in cfgs)
