@@ -1,5 +1,6 @@
 """`make bench`: what it computes and writes, on a tiny shape (no speed is asserted: speed is reported)."""
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -58,10 +59,19 @@ def test_report_schema():
     assert fast["speedup_vs_plain"] == 10.0 and fast["fraction_of_triad"] == pytest.approx(bench.bandwidth(fast) / 2)
     assert rep["variants"][2]["effective_gbs"] is None and rep["variants"][2]["speedup_vs_plain"] == 0.4
     assert rep["load_average_at_start"] == 1.5
-    assert set(rep["machine"]) == {"cpu", "cores", "threads", "device", "gpu", "torch"}
+    assert set(rep["machine"]) == {"cpu", "cores", "threads", "device", "gpu", "torch", "kernel_vectors"}
+    assert rep["machine"]["kernel_vectors"] is None  # no compiled-step variant among ROWS
     assert bench.report([], device="cpu")["machine"]["gpu"] is None
     assert "speedup_fast_vs_plain" not in bench.report([dict(r) for r in ROWS[2:]], load=0.0)
     assert bench.report([])["shape"]["hidden"] == 32_000  # the paper's shape by default
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo") or "NUMBA_CPU_FEATURES" in os.environ,
+                    reason="reads the CPU's flags from Linux's /proc/cpuinfo; NUMBA_CPU_FEATURES set by hand wins")
+def test_report_names_the_compiled_steps_vector_width():
+    pytest.importorskip("numba", reason="the compiled step needs numba (requirements.txt)")
+    vectors = bench.report([_row("kernel", 1.0, cache_mb=1000.0)])["machine"]["kernel_vectors"]
+    assert vectors == ("512-bit" if " avx512f" in open("/proc/cpuinfo").read() else "the CPU's default")
 
 
 def test_summary_names_the_fastest_path_its_speedup_and_bandwidth_share():

@@ -205,6 +205,8 @@ def report(rows: list[dict], n: int = N, hidden: int = H, load: float | None = N
            "triad_gbs": triad_gbs, "read_gbs": read_gbs, "load_average_at_start": os.getloadavg()[0] if load is None else load,
            "machine": {"cpu": results.cpu_name(), "cores": os.cpu_count(),
                        "threads": torch.get_num_threads(), "device": str(dev),
+                       "kernel_vectors": kernel.wide_vectors() if any(r["variant"].startswith("kernel") for r in rows)
+                       else None,
                        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
                        "torch": torch.__version__},
            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

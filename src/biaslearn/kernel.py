@@ -7,8 +7,11 @@ loop goes back through that buffer (in the CPU's cache):
 
     d loss / d b_j = (1/B) sum_n [h_nj > 0] sum_k g_nk W_out[k, j],   g = softmax - onehot.
 
-W_out (K x H, 1.3 MB at the paper's shape) is what the loop reads most, from the CPU's cache: R = 4 rows go through
-together, so each of its elements is loaded once per 4 rows, forward and back (8 rows would not fit the registers).
+W_out (K x H, 1.3 MB at the paper's shape) is what the loop reads most, from the CPU's cache: R = 2 rows go through
+together, so each of its elements is loaded once per 2 rows, forward and back. The loop is bound by the core, not by
+memory (measured: as fast on a cache in L3 as on one in DRAM), so R is what keeps the sums in registers: 2 rows' 20
+sums fit AVX-512's 32 registers with the loop's other values, 4 rows' 40 spill to the stack (measured on the Intel
+Xeon of book/bench.json, 512-bit vectors: R = 2 took 0.91 of R = 4's time; R = 3 in between).
 The forward loop runs over pieces of CHUNK columns; it slices whole rows into 1-d pieces, which numba knows are
 contiguous and vectorises (a 2-d slice it cannot). The batch's rows are split over numba's threads, each with its own
 gradient row (summed at the end in a fixed order: the same numbers for the same thread count). A bfloat16 cache is
@@ -16,6 +19,9 @@ read as its 16 bits and widened, a piece at a time, into a buffer in the CPU's c
 float32). The loops over the K outputs and R rows are written out (``_source``) so that each sum stays in a
 register; numba compiles them once per K and cache dtype, on first use (a few seconds). The sums may be
 reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows a NaN loss.
+On a CPU with AVX-512 the loops use 512-bit vectors (``wide_vectors``): LLVM's default for many Intel models is 256-bit
+ones, which took 1.1-1.4 times as long here. The vector width sets the order of the forward sums, so the last bits of
+the loss and gradient depend on it (the gradient test in tests/test_nets.py holds at either).
 """
 from __future__ import annotations
 
@@ -26,15 +32,15 @@ import torch
 import torch.nn.functional as F
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # LLVM's fast-math flags without "no NaN" / "no infinity"
-R = 4          # rows at a time: each pass over W_out (K x H, from the CPU's cache) serves R rows
-               # (8 rows' sums would not fit the registers)
+R = 2          # rows at a time: each pass over W_out (K x H, from the CPU's cache) serves R rows
+               # (4 rows' sums spill out of the registers)
 CHUNK = 2048   # columns at a time in the forward loop: a bfloat16 piece is widened into a buffer in the CPU's cache
 
 
 def _tree(terms: list[str]) -> str:
     """The sum of ``terms`` as a balanced tree, "((a + b) + (c + d))": additions that wait on each other log2(n)
-    deep, not n deep. Measured no faster here than a + b + c + d; kept because the stored compiled-step runs
-    (results/feedforward_kernel) were computed with this order of summation."""
+    deep, not n deep (under fast-math LLVM may reorder it: what it compiles to is what results/feedforward_kernel's
+    runs used)."""
     while len(terms) > 1:
         terms = [f"({terms[i]} + {terms[i + 1]})" if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
     return terms[0]
@@ -75,12 +81,25 @@ def _source(K: int, R: int) -> str:
     ])
 
 
+def wide_vectors() -> str:
+    """Ask numba for 512-bit vectors on a CPU with AVX-512 (before its first compilation in this process; a
+    NUMBA_CPU_FEATURES of the reader's own is kept), and say which its code uses: "512-bit" or "the CPU's default"."""
+    import llvmlite.binding as ll
+    from numba.core import config, registry
+    features = config.CPU_FEATURES or ll.get_host_cpu_features().flatten()
+    if config.CPU_FEATURES is None and "+avx512f" in features.split(","):
+        config.CPU_FEATURES = features + ",-prefer-256-bit"  # read when numba's CPU code generator starts
+    used = registry.cpu_target.target_context.codegen()._tm_features  # that generator's features, now started
+    return "512-bit" if "-prefer-256-bit" in used else "the CPU's default"
+
+
 @functools.lru_cache(maxsize=None)
 def _compiled(K: int):
     """{cache dtype: the batch step for K outputs}, and numba (imported here: a reader without numba keeps
     train.bias_step)."""
     import numba
     from numba import njit, prange
+    wide_vectors()
 
     @njit(inline="always")
     def row_f32(P, n, j0, j1, buf):         # a float32 cache: the piece of the row itself
