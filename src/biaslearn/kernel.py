@@ -11,7 +11,7 @@ W_out (K x H, 1.3 MB at the paper's shape) is what the loop reads most, from the
 together, so each of its elements is loaded once per 2 rows, forward and back. The loop is bound by the core, not by
 memory (measured: as fast on a cache in L3 as on one in DRAM), so R is what keeps the sums in registers: 2 rows' 20
 sums fit AVX-512's 32 registers with the loop's other values, 4 rows' 40 spill to the stack (measured on the Intel
-Xeon of book/bench.json, 512-bit vectors: R = 2 took 0.91 of R = 4's time; R = 3 in between).
+Xeon of book/bench.json, 4 runs side by side in one process: R = 2 took 0.82-1.02 of R = 4's time; R = 3 between).
 The forward loop runs over pieces of CHUNK columns; it slices whole rows into 1-d pieces, which numba knows are
 contiguous and vectorises (a 2-d slice it cannot). The batch's rows are split over numba's threads, each with its own
 gradient row (summed at the end in a fixed order: the same numbers for the same thread count). A bfloat16 cache is
@@ -20,7 +20,7 @@ float32). The loops over the K outputs and R rows are written out (``_source``) 
 register; numba compiles them once per K and cache dtype, on first use (a few seconds). The sums may be
 reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows a NaN loss.
 On a CPU with AVX-512 the loops use 512-bit vectors (``wide_vectors``): LLVM's default for many Intel models is 256-bit
-ones, which took 1.1-1.4 times as long here. The vector width sets the order of the forward sums, so the last bits of
+ones, which took 1.04-1.41 times as long here (8 pairs of runs, median 1.12). The vector width sets the order of the forward sums, so the last bits of
 the loss and gradient depend on it (the gradient test in tests/test_nets.py holds at either).
 """
 from __future__ import annotations
