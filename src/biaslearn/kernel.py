@@ -20,8 +20,9 @@ float32). The loops over the K outputs and R rows are written out (``_source``) 
 register; numba compiles them once per K and cache dtype, on first use (a few seconds). The sums may be
 reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows a NaN loss.
 On a CPU with AVX-512 the loops use 512-bit vectors (``wide_vectors``): LLVM's default for many Intel models is 256-bit
-ones, which took 1.04-1.41 times as long here (8 pairs of runs, median 1.12). The vector width sets the order of the forward sums, so the last bits of
-the loss and gradient depend on it (the gradient test in tests/test_nets.py holds at either).
+ones, which took 1.04-1.41 times as long here (8 pairs of runs, median 1.12). The vector width sets the order of the
+forward sums, so the last bits of the loss and gradient depend on it (the gradient test in tests/test_nets.py holds at
+either).
 """
 from __future__ import annotations
 
@@ -86,9 +87,9 @@ def wide_vectors() -> str:
     NUMBA_CPU_FEATURES of the reader's own is kept), and say which its code uses: "512-bit" or "the CPU's default"."""
     import llvmlite.binding as ll
     from numba.core import config, registry
-    features = config.CPU_FEATURES or ll.get_host_cpu_features().flatten()
-    if config.CPU_FEATURES is None and "+avx512f" in features.split(","):
-        config.CPU_FEATURES = features + ",-prefer-256-bit"  # read when numba's CPU code generator starts
+    host = ll.get_host_cpu_features().flatten()
+    if config.CPU_FEATURES is None and "+avx512f" in host.split(","):
+        config.CPU_FEATURES = host + ",-prefer-256-bit"  # read when numba's CPU code generator starts
     used = registry.cpu_target.target_context.codegen()._tm_features  # that generator's features, now started
     return "512-bit" if "-prefer-256-bit" in used else "the CPU's default"
 
