@@ -68,12 +68,14 @@ SCALE   ?= paper
 empty   :=
 space   := $(empty) $(empty)
 comma   := ,
+# where SCALE=quick stores its runs, relative to book/ (where the chapter runs)
+QUICK_RESULTS ?= ../_build/results-quick
 rerun: venv
 	@test -n "$(CHAPTER)" -a -f "book/$(CHAPTER).ipynb" || { echo "make rerun: CHAPTER='$(CHAPTER)': use one of $(CHAPTERS)" >&2; exit 2; }
 	mkdir -p _build/reproduce
 	$(VENV)/bin/papermill --no-progress-bar --cwd book book/$(CHAPTER).ipynb \
 	  _build/reproduce/$(CHAPTER)-seeds-$(subst $(space),-,$(strip $(SEEDS))).ipynb \
-	  -y "{seeds: [$(subst $(space),$(comma),$(strip $(SEEDS)))], scale: $(SCALE), compute: true$(if $(filter quick,$(SCALE)),$(comma) results_dir: ../_build/results-quick)}"
+	  -y "{seeds: [$(subst $(space),$(comma),$(strip $(SEEDS)))], scale: $(SCALE), compute: true$(if $(filter quick,$(SCALE)),$(comma) results_dir: $(QUICK_RESULTS))}"
 
 clean:
 	rm -rf _build

@@ -93,31 +93,49 @@ def test_a_bad_parameter_stops_the_chapter_with_what_is_allowed(params, message,
     assert message in str(e.value)
 
 
-def test_the_readmes_rerun_command_works_as_written(tmp_path):
-    """The README's command, exactly as printed, on a copy of the stored runs without seed 7: it computes the
-    chapter's runs for seed 7 and its output notebook shows one progress line per computed run, not hundreds."""
+def test_the_readmes_rerun_commands_work_as_written(tmp_path):
+    """The README's two rerun commands, exactly as printed. The quick one runs (its runs into a temporary folder,
+    through QUICK_RESULTS): it computes the chapter's runs for seeds 7 and 8 and its output notebook shows one
+    progress line per computed run, not hundreds. The paper-scale one (20 recurrent runs, about 5 minutes) is
+    expanded by make -n: the papermill call it makes, and the runs that call would compute (launch.status: seed
+    7's 20, and no learning-rate selection again)."""
     import os
     import re
-    import shutil
     import subprocess
 
-    line = next(l for l in (REPO / "README.md").read_text().splitlines() if l.startswith("make rerun CHAPTER=recurrent"))
-    command = line.split("#")[0].strip()
-    folders = ("recurrent", "recurrent_selection", "recurrent_coarse", "recurrent_coarse_selection")
-    for folder in folders:  # the stored runs the chapter reads
-        shutil.copytree(REPO / "results" / folder, tmp_path / "results" / folder)
-    count = lambda: {f: len(list((tmp_path / "results" / f).glob("*.json"))) for f in folders}  # noqa: E731
-    before = count()
-    env = dict(os.environ, BIASLEARN_RESULTS=str(tmp_path / "results"))
-    done = subprocess.run(command, shell=True, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    from biaslearn import launch
+
+    lines = [l for l in (REPO / "README.md").read_text().splitlines() if l.startswith("make rerun ")]
+    paper, quick = (next(l for l in lines if l.startswith(f"make rerun CHAPTER={c}")) for c in ("recurrent", "lorenz"))
+
+    def command(line):
+        return line.split("#")[0].strip()
+
+    def out(line):
+        return REPO / "_build" / "reproduce" / re.search(r"writes _build/reproduce/(\S+?\.ipynb)", line).group(1)
+
+    dry = subprocess.run(command(paper).replace("make ", "make -n ", 1), shell=True, cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    call = " ".join(dry.stdout.replace("\\\n", " ").split())
+    assert (f"papermill --no-progress-bar --cwd book book/recurrent.ipynb {out(paper).relative_to(REPO)} "
+            '-y "{seeds: [7], scale: paper, compute: true}"') in call, call
+    presets = ("recurrent", "recurrent_selection", "recurrent_coarse", "recurrent_coarse_selection")
+    missing = [sum(r["state"] == "missing" for r in launch.status(p, "paper", seeds=None if "selection" in p else [7]))
+               for p in presets]
+    # per signal: three widths x three ways of training, and the linear baseline, seed 7; no selection rerun
+    assert missing == [10, 0, 10, 0]
+
+    root = tmp_path / "results-quick"
+    done = subprocess.run(command(quick), shell=True, cwd=REPO, env=dict(os.environ, QUICK_RESULTS=str(root)),
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
-    out = REPO / "_build" / "reproduce" / re.search(r"writes _build/reproduce/(\S+)", line).group(1)
-    nb = json.loads(out.read_text())
+    nb = json.loads(out(quick).read_text())
     stderr = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", [])
                      if o.get("name") == "stderr")
-    computed = {f: n - before[f] for f, n in count().items()}
-    # per signal: three widths x three ways of training, and the linear baseline, seed 7; no selection rerun
-    assert computed == {"recurrent": 10, "recurrent_selection": 0, "recurrent_coarse": 10, "recurrent_coarse_selection": 0}
+    computed = {f.name: len(list(f.glob("*.json"))) for f in root.iterdir()}
+    # two seeds x four ways of training; the selection at scale quick: two learning rates x bias, full (seed 0)
+    assert computed == {"lorenz": 8, "lorenz_selection": 4}
     total = sum(computed.values())
     assert stderr.count("computed ") == total and len(stderr.splitlines()) <= total + 2, stderr[:2000]
 
