@@ -22,10 +22,15 @@ reassociated (vectorised) but NaN and infinity keep their meaning, so a network 
 On a CPU with AVX-512 the loops use 512-bit vectors (``wide_vectors``): LLVM's default for many Intel models is 256-bit
 ones, which took 1.04-1.41 times as long here (8 pairs of runs, median 1.12). The vector width sets the order of the
 forward sums, so the last bits of the loss and gradient depend on it (the gradient test in tests/test_nets.py holds at
-either). Measured on that Xeon, 2 threads, paired runs: the step takes about 3 times as long as a loop that only reads
-the same rows (0.47-0.55 s per epoch). Tried there and slower: blocks of 32 rows over 512-column pieces, so that the
-pieces of W_out stay in L1 (1.05 times as long; 1.12 with software prefetch); AVX512-BF16 dot products (vdpbf16ps on
-bfloat16 h, W_out and g, through inline assembly: 1.26 times, its dot loops no cheaper than the float32 ones).
+either).
+
+Measured on that Xeon, in paired runs (scripts not kept): with 2 threads the step takes about 3 times as long as a loop
+that only reads the same rows (0.47-0.55 s per epoch). Tried there and slower, as multiples of this step's time:
+- blocks of 32 rows over 512-column pieces, so that the pieces of W_out stay in L1: 1.05 (1.12 with software prefetch);
+- software prefetch of the next two rows during the backward loop, so that memory works while the core computes: 1.27
+  on one thread (the backward loop cut into the pieces this needs, without the prefetch: 1.09);
+- AVX512-BF16 dot products (vdpbf16ps on bfloat16 h, W_out and g, through inline assembly): 1.26; its dot loops took
+  as long as the float32 ones.
 """
 from __future__ import annotations
 
