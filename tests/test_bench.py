@@ -83,6 +83,18 @@ def test_summary_names_the_fastest_path_its_speedup_and_bandwidth_share():
     assert bench.summary(bench.report([dict(ROWS[0])])) == "no fast path timed"
 
 
+def test_the_probe_shows_how_much_the_machines_speed_moved():
+    assert bench.probe(repeats=1) > 0
+    rows = [dict(r) for r in ROWS]
+    assert bench.probe_range(bench.report(rows)) is None and "probe" not in bench.summary(bench.report(rows))
+    rows[0]["probe_ms"], rows[1]["probe_ms"] = [30.0, 45.0], [20.0, 22.0]
+    rep = bench.report(rows, triad_gbs=2.0)
+    assert bench.probe_range(rep) == (20.0, 45.0)
+    assert bench.summary(rep).endswith("took 20-45 ms, so the machine's speed moved by up to 2.25x during the run")
+    assert bench.line(rows[0]).endswith("probe 30/45 ms")
+    assert list(bench.table(rep)["probe, first / last (ms)"]) == ["30 / 45", "20 / 22", ""]
+
+
 def test_default_output_is_in_the_book_not_among_the_runs():
     assert bench.OUT == REPO / "book" / "bench.json"
     assert (REPO / "book" / "bench.json").exists()  # the committed benchmark the reproducing page quotes
@@ -92,7 +104,8 @@ def test_default_output_is_in_the_book_not_among_the_runs():
 def test_variant_row_on_a_tiny_shape(name):
     row = bench.variant(name, full_batches=1, n=512, hidden=64, device="cpu")
     assert set(row) == {"variant", "seconds_per_epoch", "setup_seconds", "peak_mb", "device_peak_mb",
-                        "extrapolated_from_batches", "cache_mb", "own_mb"}
+                        "extrapolated_from_batches", "cache_mb", "own_mb", "probe_ms"}
+    assert len(row["probe_ms"]) == 2 and all(0 < t < 60_000 for t in row["probe_ms"])  # first and last, in ms
     assert row["variant"] == name and row["device_peak_mb"] is None  # the device's peak: CUDA only
     assert row["extrapolated_from_batches"] == (1 if name.startswith("full") else None)
     cached = name in bench.CACHED                        # only the fast paths have a cache to compute
@@ -135,8 +148,9 @@ def test_timings_wait_for_the_device(monkeypatch):
     monkeypatch.setattr(bench.runtime, "sync", lambda dev: calls.append(("sync", str(dev))))
     monkeypatch.setattr(bench.runtime, "reset_peak", lambda dev: calls.append(("reset", str(dev))))
     bench.variant("fast", full_batches=1, n=512, hidden=64, device="cpu")
-    assert calls[0] == ("reset", "cpu")
-    assert calls[1:] == [("sync", "cpu")] * (2 + 2 * bench.FAST_EPOCHS)  # setup: start, end; each epoch: start, end
+    probe = [("sync", "cpu")] * 2 * bench.PROBE_REPEATS  # the probe, first and last: each repeat's start, end
+    # setup: start, end; each epoch: start, end
+    assert calls == probe + [("reset", "cpu")] + [("sync", "cpu")] * (2 + 2 * bench.FAST_EPOCHS) + probe
 
 
 def test_run_variant_passes_the_device_to_its_process(monkeypatch):

@@ -14,6 +14,8 @@ time). Each prints its effective bandwidth: the bytes an epoch must read (the ca
 forward and back while it is in the CPU cache) over the epoch's time, and its fraction of the bandwidth a
 STREAM-like triad a = b + s c measures in the same run (``triad``: 2 reads + 1 write counted, all threads);
 the summary also sets it beside a read-only sum, the like-for-like reference for a loop that only reads.
+Each variant's process also times a fixed probe (``probe``) first and last: their spread over the run says how much
+the machine's speed moved while it ran.
 
 Each variant runs in its own process so that its peak resident memory (host RSS, ``peak_mb``) is its
 own; ``own_mb`` is the peak less the process's memory just before the cache was built (the fast path's
@@ -45,6 +47,7 @@ FAST_EPOCHS = 3  # the fast path is timed over this many epochs (median); the pl
 VARIANTS = ("plain", "fast", "fast_bf16", "kernel", "kernel_bf16", "full", "full_bf16")
 CACHED = ("fast", "fast_bf16", "kernel", "kernel_bf16")  # the bias-only fast paths, over a cached projection
 TRIAD_N = 100_000_000      # float32 elements per triad array (400 MB each: far beyond any CPU cache)
+PROBE_N, PROBE_REPEATS = 1024, 5  # the probe: a PROBE_N x PROBE_N float32 matrix product, median of 5
 OUT = Path(__file__).resolve().parents[2] / "book" / "bench.json"  # <repository>/book/bench.json
 
 
@@ -98,6 +101,21 @@ def triad(n: int = TRIAD_N, repeats: int = 5, device: str = "cpu") -> tuple[floa
     return 3 * 4 * n / best["triad"] / 1e9, 4 * n / best["read"] / 1e9
 
 
+def probe(repeats: int = PROBE_REPEATS, device: str = "cpu") -> float:
+    """Milliseconds of one fixed piece of work on ``device`` (a PROBE_N x PROBE_N float32 matrix product, torch's
+    threads), median of ``repeats``. Each variant's process runs it first and last: how far its times spread over a
+    run says how much the machine's own speed moved during it (a shared virtual machine's moves with its neighbours'
+    load), so how far the rows' ratios can be trusted."""
+    dev = nets.device(device)
+    a = torch.rand(PROBE_N, PROBE_N, generator=torch.Generator().manual_seed(0)).to(dev)
+    times = []
+    for _ in range(repeats):
+        t0 = runtime.clock(dev)
+        a @ a
+        times.append(runtime.clock(dev) - t0)
+    return sorted(times)[len(times) // 2] * 1e3
+
+
 def _epochs_cached(name, P, y, model, opt, dev, n):
     """Median seconds of FAST_EPOCHS epochs of a fast variant over the cache P, as train.train runs them."""
     times, work, slice_rows = [], {}, runtime.slice_rows(dev, BATCH)
@@ -121,6 +139,7 @@ def variant(name: str, full_batches: int, n: int = N, hidden: int = H, device: s
     dev = nets.device(device)
     if name.startswith("kernel") and dev.type != "cpu":
         raise ValueError(f"variant {name!r} is the CPU kernel: run it with --device cpu")
+    first = probe(device=device)
     runtime.reset_peak(dev)
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(n, D, generator=g).to(dev), torch.randint(0, K, (n,), generator=g).to(dev)
@@ -155,7 +174,8 @@ def variant(name: str, full_batches: int, n: int = N, hidden: int = H, device: s
     return {"variant": name, "seconds_per_epoch": epoch, "setup_seconds": setup, "peak_mb": peak_mb,
             "cache_mb": cache_mb, "own_mb": own_mb,
             "device_peak_mb": None if device_peak is None else device_peak / 2**20,
-            "extrapolated_from_batches": full_batches if name.startswith("full") else None}
+            "extrapolated_from_batches": full_batches if name.startswith("full") else None,
+            "probe_ms": [first, probe(device=device)]}
 
 
 def run_variant(name: str, full_batches: int, n: int = N, hidden: int = H, device: str = "auto") -> dict:
@@ -188,6 +208,8 @@ def line(r: dict, rows: list[dict] = (), triad_gbs: float | None = None) -> str:
     if bandwidth(r) is not None:
         more += f"  {bandwidth(r):5.1f} GB/s" + (f" = {bandwidth(r) / triad_gbs:4.0%} of triad" if triad_gbs else "")
         more += f"  cache {r['cache_mb']:6.0f} MB, own peak {r['own_mb']:6.0f} MB"
+    if r.get("probe_ms"):
+        more += f"  probe {r['probe_ms'][0]:.0f}/{r['probe_ms'][-1]:.0f} ms"
     return (f"{r['variant']:11s} {r['seconds_per_epoch']:8.2f} s/epoch  setup {r['setup_seconds']:6.1f} s  "
             f"peak {r['peak_mb']:8.0f} MB" + on_device + more + note)
 
@@ -227,8 +249,15 @@ def fastest(rep: dict) -> dict | None:
     return min(rows, key=lambda r: r["seconds_per_epoch"]) if rows else None
 
 
+def probe_range(rep: dict) -> tuple[float, float] | None:
+    """The shortest and longest probe of a report's processes, in ms (None if none was recorded)."""
+    times = [t for r in rep["variants"] for t in r.get("probe_ms") or ()]
+    return (min(times), max(times)) if times else None
+
+
 def summary(rep: dict) -> str:
-    """One sentence: the fastest bias-only path against the plain network and the measured bandwidth."""
+    """One sentence: the fastest bias-only path against the plain network and the measured bandwidth, and how much
+    the machine's speed moved during the run (the probe)."""
     r = fastest(rep)
     if r is None:
         return "no fast path timed"
@@ -239,6 +268,10 @@ def summary(rep: dict) -> str:
         s += f"; {r['effective_gbs']:.1f} GB/s, {r['fraction_of_triad']:.0%} of the triad's {rep['triad_gbs']:.1f} GB/s"
         if rep.get("read_gbs"):
             s += f" ({r['effective_gbs'] / rep['read_gbs']:.0%} of a read-only sum's {rep['read_gbs']:.1f} GB/s)"
+    if probe_range(rep):
+        lo, hi = probe_range(rep)
+        s += (f"; a fixed probe ({PROBE_N} x {PROBE_N} matrix product, run first and last in each row's process) took "
+              f"{lo:.0f}-{hi:.0f} ms, so the machine's speed moved by up to {hi / lo:.2f}x during the run")
     return s
 
 
@@ -256,7 +289,8 @@ def table(rep: dict):
         "own peak (GB)": num(None if r.get("own_mb") is None else r["own_mb"] / 1024, ".2f"),
         "process peak (GB)": num(r["peak_mb"] / 1024, ".2f"), "setup (s)": num(r["setup_seconds"] or None, ".0f"),
         "timed on": f"{r['extrapolated_from_batches']} batches" if r["extrapolated_from_batches"] else
-        ("1 epoch" if r["variant"] == "plain" else f"median of {FAST_EPOCHS} epochs")} for r in rep["variants"]])
+        ("1 epoch" if r["variant"] == "plain" else f"median of {FAST_EPOCHS} epochs"),
+        "probe, first / last (ms)": " / ".join(f"{t:.0f}" for t in r.get("probe_ms") or ())} for r in rep["variants"]])
 
 
 def main(argv=None):
