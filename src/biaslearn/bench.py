@@ -15,7 +15,7 @@ forward and back while it is in the CPU cache) over the epoch's time, and its fr
 STREAM-like triad a = b + s c measures in the same run (``triad``: 2 reads + 1 write counted, all threads);
 the summary also sets it beside a read-only sum, the like-for-like reference for a loop that only reads.
 Each variant's process also times a fixed probe (``probe``) first and last: their spread over the run says how much
-the machine's speed moved while it ran.
+the machine's speed differed between those moments (not what it did in between).
 
 Each variant runs in its own process so that its peak resident memory (host RSS, ``peak_mb``) is its
 own; ``own_mb`` is the peak less the process's memory just before the cache was built (the fast path's
@@ -104,8 +104,8 @@ def triad(n: int = TRIAD_N, repeats: int = 5, device: str = "cpu") -> tuple[floa
 def probe(repeats: int = PROBE_REPEATS, device: str = "cpu") -> float:
     """Milliseconds of one fixed piece of work on ``device`` (a PROBE_N x PROBE_N float32 matrix product, torch's
     threads), median of ``repeats``. Each variant's process runs it first and last: how far its times spread over a
-    run says how much the machine's own speed moved during it (a shared virtual machine's moves with its neighbours'
-    load), so how far the rows' ratios can be trusted."""
+    run says how much the machine's own speed differed between those moments (a shared virtual machine's moves with
+    its neighbours' load), a hint of how far the rows' ratios can be trusted."""
     dev = nets.device(device)
     a = torch.rand(PROBE_N, PROBE_N, generator=torch.Generator().manual_seed(0)).to(dev)
     times = []
@@ -271,7 +271,7 @@ def summary(rep: dict) -> str:
     if probe_range(rep):
         lo, hi = probe_range(rep)
         s += (f"; a fixed probe ({PROBE_N} x {PROBE_N} matrix product, run first and last in each row's process) took "
-              f"{lo:.0f}-{hi:.0f} ms, so the machine's speed moved by up to {hi / lo:.2f}x during the run")
+              f"{lo:.0f}-{hi:.0f} ms: at those moments the machine's speed varied by {hi / lo:.2f}x")
     return s
 
 
