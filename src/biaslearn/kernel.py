@@ -33,7 +33,7 @@ that only reads the same rows (0.47-0.55 s per epoch). Tried there and slower, a
   as long as the float32 ones;
 - the backward loop written with explicit vectors (numba intrinsics over LLVM's fma), each row's sum in two chains of 5
   in place of the one chain of 20 multiply-adds through grad[j] that LLVM makes of it: 0.98 on one thread, no gain
-  worth the change (the core overlaps the chains of successive columns).
+  worth the change (presumably the core already overlaps the chains of successive columns).
 """
 from __future__ import annotations
 
