@@ -29,8 +29,8 @@ that only reads the same rows (0.47-0.55 s per epoch). Tried there and slower, a
 - blocks of 32 rows over 512-column pieces, so that the pieces of W_out stay in L1: 1.05 (1.12 with software prefetch);
 - software prefetch of the next two rows during the backward loop, so that memory works while the core computes: 1.27
   on one thread (the backward loop cut into the pieces this needs, without the prefetch: 1.09);
-- AVX512-BF16 dot products (vdpbf16ps on bfloat16 h, W_out and g, through inline assembly): 1.15-1.26; its dot loops took
-  as long as the float32 ones;
+- AVX512-BF16 dot products (vdpbf16ps on bfloat16 h, W_out and g, through inline assembly): 1.15-1.26; its dot loops
+  took as long as the float32 ones;
 - the backward loop written with explicit vectors (numba intrinsics over LLVM's fma), each row's sum in two chains of 5
   in place of the one chain of 20 multiply-adds through grad[j] that LLVM makes of it: 0.98 on one thread, no gain
   worth the change (presumably the core already overlaps the chains of successive columns).
