@@ -268,8 +268,9 @@ def summary(rep: dict) -> str:
         s += f"; {r['effective_gbs']:.1f} GB/s, {r['fraction_of_triad']:.0%} of the triad's {rep['triad_gbs']:.1f} GB/s"
         if rep.get("read_gbs"):
             s += f" ({r['effective_gbs'] / rep['read_gbs']:.0%} of a read-only sum's {rep['read_gbs']:.1f} GB/s)"
-    if probe_range(rep):
-        lo, hi = probe_range(rep)
+    span = probe_range(rep)
+    if span:
+        lo, hi = span
         s += (f"; a fixed probe ({PROBE_N} x {PROBE_N} matrix product, run first and last in each row's process) took "
               f"{lo:.0f}-{hi:.0f} ms: at those moments the machine's speed varied by {hi / lo:.2f}x")
     return s
