@@ -95,6 +95,45 @@ def test_the_probe_shows_how_much_the_machines_speed_moved():
     assert list(bench.table(rep)["probe, first / last (ms)"]) == ["30 / 45", "20 / 22", ""]
 
 
+PAIRED = {"variant": "kernel", "plain_batches": 8, "fast_batches": 80, "cache_mb": 1000.0,
+          "rounds": [{"plain_s": 30.0, "fast_s": 1.0, "triad_gbs": 2.0, "read_gbs": 3.0},
+                     {"plain_s": 20.0, "fast_s": 2.0, "triad_gbs": 1.0, "read_gbs": 3.0}]}
+
+
+def test_paired_stats_are_per_round_ratios_and_shares_of_that_rounds_triad():
+    st = bench.paired_stats(PAIRED)
+    gb = 1000 * 2**20 / 1e9  # the cache's bytes, read once per epoch
+    assert st["ratio"] == [30.0, 10.0] and st["fraction_of_triad"] == pytest.approx([gb / 1.0 / 2.0, gb / 2.0 / 1.0])
+    assert st["ratio_quartiles"] == {"median": 20.0, "q1": 15.0, "q3": 25.0}
+    assert st["rounds_meeting_goal"] == 1  # 30x at 52%; 10x misses the goal of 20x
+    s = bench.summary(bench.report([dict(r) for r in ROWS], triad_gbs=2.0, paired_rounds=PAIRED))
+    assert ("in 2 alternating rounds in one process (8 batches of the plain network, 80 of the compiled step, a triad "
+            "each) the compiled step ran 20.0x the plain network (median; quartiles 15.0-25.0) at 52% of the round's "
+            "triad (52%-52%); 1 of 2 rounds met the goal of >= 20x and >= 30%") in s
+
+
+def test_paired_alternates_the_order_of_its_rounds(monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench, "triad", lambda **kw: calls.append("triad") or (2.0, 3.0))
+    monkeypatch.setattr(bench, "_epoch_plain", lambda *a: calls.append("plain"))
+    real = bench._cached_batches
+    monkeypatch.setattr(bench, "_cached_batches", lambda *a: calls.append("fast") or real(*a))
+    p = bench.paired("fast", rounds=3, plain_batches=1, fast_batches=2, n=512, hidden=64, device="cpu",
+                     triad_n=1000, progress=False)
+    assert calls == ["fast"] + ["plain", "fast", "triad", "triad", "fast", "plain", "plain", "fast", "triad"]
+    assert p["cache_mb"] == 512 * 64 * 4 / 2**20 and len(p["rounds"]) == 3
+    assert all(set(r) == {"plain_s", "fast_s", "triad_gbs", "read_gbs"} and r["fast_s"] > 0 for r in p["rounds"])
+
+
+def test_paired_on_a_tiny_shape_times_both_and_the_bandwidth():
+    p = bench.paired("fast_bf16", rounds=2, plain_batches=1, fast_batches=1, n=512, hidden=64, device="cpu",
+                     triad_n=100_000, progress=False)
+    assert p["variant"] == "fast_bf16" and p["cache_mb"] == 512 * 64 * 2 / 2**20
+    assert all(r[k] > 0 for r in p["rounds"] for k in ("plain_s", "fast_s", "triad_gbs", "read_gbs"))
+    with pytest.raises(ValueError, match="paired compares a fast variant with the plain network: use one of"):
+        bench.paired("full", rounds=1)
+
+
 def test_default_output_is_in_the_book_not_among_the_runs():
     assert bench.OUT == REPO / "book" / "bench.json"
     assert (REPO / "book" / "bench.json").exists()  # the committed benchmark the reproducing page quotes
@@ -125,13 +164,20 @@ def test_written_json_is_what_the_reproducing_chapter_reads(tmp_path, monkeypatc
     fake = {"plain": _row("plain", 20.0), "fast": _row("fast", 2.0, setup=22.4, cache_mb=1000.0)}
     monkeypatch.setattr(bench, "run_variant", lambda v, full_batches, n, hidden, device: fake[v])
     monkeypatch.setattr(bench, "triad", lambda device: (2.0, 3.0))
+    asked = []
+    monkeypatch.setattr(bench, "paired", lambda name, rounds, **kw: asked.append((name, rounds, kw)) or PAIRED)
     out = tmp_path / "bench.json"
     bench.main(["--variants", "plain", "fast", "--n", "512", "--hidden", "64", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "fastest bias-only path: bias-only, cache + PyTorch step, 2.00 s/epoch, 10.0x the plain" in printed
-    assert "triad" in printed and f"written {out}" in printed
+    assert "triad" in printed and f"written {out}" in printed and "in 2 alternating rounds" in printed
+    assert asked == [("fast", bench.PAIRED_ROUNDS, {"n": 512, "hidden": 64, "device": "auto"})]  # no kernel timed
     rep = json.loads(out.read_text())
     assert rep["shape"]["hidden"] == 64 and rep["triad_gbs"] == 2.0 and rep["read_gbs"] == 3.0
+    assert rep["paired"] == PAIRED
+    bench.main(["--variants", "fast", "--n", "512", "--hidden", "64", "--out", str(out)])
+    bench.main(["--variants", "plain", "fast", "--paired-rounds", "0", "--n", "512", "--hidden", "64", "--out", str(out)])
+    assert len(asked) == 1 and json.loads(out.read_text())["paired"] is None  # no plain network, or 0 rounds: none
     t = bench.table(rep)
     assert list(t["way of training"]) == [bench.WHAT["plain"], bench.WHAT["fast"]]
     assert t.loc[1, "× plain"] == "10.0" and t.loc[1, "of the triad"] == "26%" and t.loc[0, "GB/s read"] == ""

@@ -16,6 +16,9 @@ STREAM-like triad a = b + s c measures in the same run (``triad``: 2 reads + 1 w
 the summary also sets it beside a read-only sum, the like-for-like reference for a loop that only reads.
 Each variant's process also times a fixed probe (``probe``) first and last: their spread over the run says how much
 the machine's speed differed between those moments (not what it did in between).
+Then ``paired`` runs the plain network and the compiled step (the PyTorch one on a GPU) in one process, in short
+rounds of alternating order, each beside a triad: the median over rounds of their ratio, and of the step's share of
+its round's triad, are the comparison a shared machine's changing speed disturbs least (``paired_stats``).
 
 Each variant runs in its own process so that its peak resident memory (host RSS, ``peak_mb``) is its
 own; ``own_mb`` is the peak less the process's memory just before the cache was built (the fast path's
@@ -39,6 +42,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from . import kernel, nets, results, runtime, train
 
@@ -48,6 +52,9 @@ VARIANTS = ("plain", "fast", "fast_bf16", "kernel", "kernel_bf16", "full", "full
 CACHED = ("fast", "fast_bf16", "kernel", "kernel_bf16")  # the bias-only fast paths, over a cached projection
 TRIAD_N = 100_000_000      # float32 elements per triad array (400 MB each: far beyond any CPU cache)
 PROBE_N, PROBE_REPEATS = 1024, 5  # the probe: a PROBE_N x PROBE_N float32 matrix product, median of 5
+PAIRED_ROUNDS = 15          # paired: alternating rounds of the plain network and the fastest fast path in one process,
+PAIRED_BATCHES = (8, 80)    # of this many batches each (about 1.5 s each at the paper's shape on a 2-core CPU)
+GOAL = (20.0, 0.30)         # the fast path's goal at the paper's shape: >= 20x the plain network, >= 30% of the triad
 OUT = Path(__file__).resolve().parents[2] / "book" / "bench.json"  # <repository>/book/bench.json
 
 
@@ -86,12 +93,14 @@ def reset_peak_rss() -> None:
         pass
 
 
-def triad(n: int = TRIAD_N, repeats: int = 5, device: str = "cpu") -> tuple[float, float]:
+def triad(n: int = TRIAD_N, repeats: int = 5, device: str = "cpu", arrays=None) -> tuple[float, float]:
     """Memory bandwidth (GB/s) on ``device`` (torch's threads on a CPU), best of ``repeats``, over float32 arrays of n
     elements: a STREAM-like triad a = b + 3 c (3 x 4 n bytes counted, STREAM's convention: the read a write
-    makes first is not), and a read-only sum of b (4 n bytes; the fast paths only read their cache)."""
+    makes first is not), and a read-only sum of b (4 n bytes; the fast paths only read their cache). ``arrays``: the
+    three arrays (a, b, c) of ``triad_arrays``, to measure again without making them afresh."""
     dev = nets.device(device)
-    a, b, c = (torch.empty(n, device=dev), torch.rand(n, device=dev), torch.rand(n, device=dev))
+    a, b, c = triad_arrays(n, device) if arrays is None else arrays
+    n = a.numel()
     best = {"triad": float("inf"), "read": float("inf")}
     for _ in range(repeats):
         for what, op in (("triad", lambda: torch.add(b, c, alpha=3.0, out=a)), ("read", lambda: b.sum())):
@@ -99,6 +108,12 @@ def triad(n: int = TRIAD_N, repeats: int = 5, device: str = "cpu") -> tuple[floa
             op()
             best[what] = min(best[what], runtime.clock(dev) - t0)
     return 3 * 4 * n / best["triad"] / 1e9, 4 * n / best["read"] / 1e9
+
+
+def triad_arrays(n: int = TRIAD_N, device: str = "cpu"):
+    """The triad's three float32 arrays of n elements on ``device``: a (to write), b and c (random)."""
+    dev = nets.device(device)
+    return torch.empty(n, device=dev), torch.rand(n, device=dev), torch.rand(n, device=dev)
 
 
 def probe(repeats: int = PROBE_REPEATS, device: str = "cpu") -> float:
@@ -116,20 +131,41 @@ def probe(repeats: int = PROBE_REPEATS, device: str = "cpu") -> float:
     return sorted(times)[len(times) // 2] * 1e3
 
 
-def _epochs_cached(name, P, y, model, opt, dev, n):
-    """Median seconds of FAST_EPOCHS epochs of a fast variant over the cache P, as train.train runs them."""
-    times, work, slice_rows = [], {}, runtime.slice_rows(dev, BATCH)
+def _cached_batches(name, P, y, model, opt, dev, n, batches=None, work=None):
+    """Seconds of ``batches`` batches (all: an epoch) of fast variant ``name`` over the cache P, as train.train runs
+    them, from a fresh shuffle."""
+    work, slice_rows = {} if work is None else work, runtime.slice_rows(dev, BATCH)
     step = "numba" if name.startswith("kernel") else "torch"
-    for _ in range(FAST_EPOCHS):
-        t0, perm = runtime.clock(dev), torch.randperm(n)
-        perm, perm_P = perm.to(dev), perm.to(P.device)  # indices of the labels, of the cache
-        for i in range(0, n, BATCH):
-            opt.zero_grad(set_to_none=True)
-            _, model.b.grad = train.fast_step(step, P, perm_P[i:i + BATCH], y[perm[i:i + BATCH]], model, dev,
-                                              slice_rows, work)
-            opt.step()
-        times.append(runtime.clock(dev) - t0)
-    return sorted(times)[len(times) // 2]
+    t0, perm = runtime.clock(dev), torch.randperm(n)
+    perm, perm_P = perm.to(dev), perm.to(P.device)  # indices of the labels, of the cache
+    for i in list(range(0, n, BATCH))[:batches]:
+        opt.zero_grad(set_to_none=True)
+        _, model.b.grad = train.fast_step(step, P, perm_P[i:i + BATCH], y[perm[i:i + BATCH]], model, dev, slice_rows,
+                                          work)
+        opt.step()
+    return runtime.clock(dev) - t0
+
+
+def _setup(name: str, n: int, hidden: int, dev: torch.device):
+    """Synthetic data (x, y), the network variant ``name`` trains (bias-only or full) and its optimiser."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(n, D, generator=g).to(dev), torch.randint(0, K, (n,), generator=g).to(dev)
+    model = nets.RandomMLP(D, hidden, K, "full" if name.startswith("full") else "bias").to(dev)
+    return x, y, model, train.optimizer(model.parameters(), "adam", 1e-3, dev)
+
+
+def _compile(name: str, hidden: int, model) -> None:
+    """A compiled-step variant compiles first (on 2 rows), so that compiling is neither timed nor counted as memory."""
+    if name.startswith("kernel"):
+        dtype = torch.bfloat16 if name.endswith("_bf16") else torch.float32
+        kernel.bias_step(torch.zeros(2, hidden, dtype=dtype), torch.arange(2), torch.zeros(2, dtype=torch.long),
+                         model.b, model.W_out)
+
+
+def _project(name: str, x, model, dev):
+    """The cache of fast variant ``name`` (float32 or bfloat16), where train.train would keep it."""
+    dtype = torch.bfloat16 if name.endswith("_bf16") else torch.float32
+    return train.project(x, model.W_in, dtype, device=train.cache_devices(len(x), 0, model.b.shape[0], dtype, dev)[0])
 
 
 def variant(name: str, full_batches: int, n: int = N, hidden: int = H, device: str = "auto") -> dict:
@@ -141,21 +177,17 @@ def variant(name: str, full_batches: int, n: int = N, hidden: int = H, device: s
         raise ValueError(f"variant {name!r} is the CPU kernel: run it with --device cpu")
     first = probe(device=device)
     runtime.reset_peak(dev)
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.rand(n, D, generator=g).to(dev), torch.randint(0, K, (n,), generator=g).to(dev)
-    mode = "full" if name.startswith("full") else "bias"
-    model = nets.RandomMLP(D, hidden, K, mode).to(dev)
-    opt = train.optimizer(model.parameters(), "adam", 1e-3, dev)
+    x, y, model, opt = _setup(name, n, hidden, dev)
     setup, cache_mb, own_mb = 0.0, None, None
     if name in CACHED:  # as train.train does it
-        dtype = torch.bfloat16 if name.endswith("_bf16") else torch.float32
-        if name.startswith("kernel"):  # compile first (on 2 rows): neither timed nor counted as the cache's memory
-            kernel.bias_step(torch.zeros(2, hidden, dtype=dtype), torch.arange(2), y[:2], model.b, model.W_out)
+        _compile(name, hidden, model)
         reset_peak_rss()
         before, t0 = rss_mb(), runtime.clock(dev)
-        P = train.project(x, model.W_in, dtype, device=train.cache_devices(n, 0, hidden, dtype, dev)[0])
+        P = _project(name, x, model, dev)
         setup = runtime.clock(dev) - t0
-        epoch = _epochs_cached(name, P, y, model, opt, dev, n)
+        work = {}
+        epoch = sorted(_cached_batches(name, P, y, model, opt, dev, n, work=work)
+                       for _ in range(FAST_EPOCHS))[FAST_EPOCHS // 2]
         cache_mb = P.numel() * P.element_size() / 2**20
         peak = rss_mb(peak=True)
         own_mb = None if before is None or peak is None else peak - before  # the cache, its projection, the epochs
@@ -184,6 +216,55 @@ def run_variant(name: str, full_batches: int, n: int = N, hidden: int = H, devic
                           "--full-batches", str(full_batches), "--n", str(n), "--hidden", str(hidden)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def paired(name: str = "kernel", rounds: int = PAIRED_ROUNDS, plain_batches: int = PAIRED_BATCHES[0],
+           fast_batches: int = PAIRED_BATCHES[1], n: int = N, hidden: int = H, device: str = "auto",
+           triad_n: int = TRIAD_N, progress: bool = True) -> dict:
+    """The plain network and fast variant ``name`` in one process, in ``rounds`` short rounds that alternate their
+    order, each beside a triad: a slow spell of a shared machine then falls on both sides of the rounds it lasts, not on
+    one side of the comparison. Per round, seconds per epoch of each (from its ``plain_batches`` or ``fast_batches``
+    batches) and the triad's and read-only sum's bandwidth (GB/s); ``paired_stats`` gives the ratios."""
+    if name not in CACHED:
+        raise ValueError(f"paired compares a fast variant with the plain network: use one of {CACHED}, not {name!r}")
+    dev = nets.device(device)
+    x, y, model, opt = _setup(name, n, hidden, dev)  # one bias-only network, trained by both steps in turn
+    _compile(name, hidden, model)
+    P = _project(name, x, model, dev)
+    _cached_batches(name, P, y, model, opt, dev, n, fast_batches)  # a first round, not kept: the cache's first touch
+    work, out, arrays = {}, [], triad_arrays(triad_n, device)
+    for r in tqdm(range(rounds), desc=f"paired rounds, plain / {name}", disable=not progress):
+        row = {}
+        for what in ("plain", name, "triad") if r % 2 == 0 else ("triad", name, "plain"):
+            if what == "triad":
+                row["triad_gbs"], row["read_gbs"] = triad(repeats=2, device=device, arrays=arrays)
+            elif what == "plain":
+                t0 = runtime.clock(dev)
+                _epoch_plain(model, x, y, opt, plain_batches)
+                row["plain_s"] = per_epoch(runtime.clock(dev) - t0, plain_batches, n)
+            else:
+                row["fast_s"] = per_epoch(_cached_batches(name, P, y, model, opt, dev, n, fast_batches, work),
+                                          fast_batches, n)
+        out.append(row)
+    return {"variant": name, "plain_batches": plain_batches, "fast_batches": fast_batches,
+            "cache_mb": P.numel() * P.element_size() / 2**20, "rounds": out}
+
+
+def quartiles(values) -> dict:
+    """Median and interquartile range of ``values`` (numpy's linear interpolation)."""
+    import numpy as np
+    q1, med, q3 = np.percentile(list(values), [25, 50, 75])
+    return {"median": float(med), "q1": float(q1), "q3": float(q3)}
+
+
+def paired_stats(p: dict) -> dict:
+    """Per round of ``paired``: the fast path's speed-up over the plain network and its share of that round's triad
+    (the cache's bytes, read once, over its epoch); their medians and quartiles, and how many rounds meet GOAL."""
+    ratio = [r["plain_s"] / r["fast_s"] for r in p["rounds"]]
+    share = [p["cache_mb"] * 2**20 / r["fast_s"] / 1e9 / r["triad_gbs"] for r in p["rounds"]]
+    return {"ratio": ratio, "fraction_of_triad": share, "ratio_quartiles": quartiles(ratio),
+            "fraction_quartiles": quartiles(share),
+            "rounds_meeting_goal": sum(a >= GOAL[0] and f >= GOAL[1] for a, f in zip(ratio, share))}
 
 
 def speedup(rows: list[dict], name: str = "fast") -> float | None:
@@ -215,9 +296,11 @@ def line(r: dict, rows: list[dict] = (), triad_gbs: float | None = None) -> str:
 
 
 def report(rows: list[dict], n: int = N, hidden: int = H, load: float | None = None,
-           device: str = "auto", triad_gbs: float | None = None, read_gbs: float | None = None) -> dict:
+           device: str = "auto", triad_gbs: float | None = None, read_gbs: float | None = None,
+           paired_rounds: dict | None = None) -> dict:
     """What book/bench.json holds: the shape, one row per variant (with its speed-up over the plain network
-    and, for a fast variant, its effective bandwidth and its fraction of the triad's), the machine."""
+    and, for a fast variant, its effective bandwidth and its fraction of the triad's), ``paired``'s rounds, the
+    machine."""
     dev = nets.device(device)
     for r in rows:
         r["speedup_vs_plain"] = speedup(rows, r["variant"])
@@ -231,7 +314,7 @@ def report(rows: list[dict], n: int = N, hidden: int = H, load: float | None = N
                        else None,
                        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
                        "torch": torch.__version__},
-           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+           "paired": paired_rounds, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if speedup(rows) is not None:
         rep["speedup_fast_vs_plain"] = speedup(rows)
     return rep
@@ -241,6 +324,9 @@ WHAT = {"plain": "bias-only, plain frozen-weight network", "fast": "bias-only, c
         "fast_bf16": "bias-only, bfloat16 cache + PyTorch step", "kernel": "bias-only, cache + compiled step",
         "kernel_bf16": "bias-only, bfloat16 cache + compiled step", "full": "fully trained, float32",
         "full_bf16": "fully trained, bfloat16 autocast"}
+
+STEP = {"fast": "PyTorch step", "fast_bf16": "PyTorch step (bfloat16 cache)", "kernel": "compiled step",
+        "kernel_bf16": "compiled step (bfloat16 cache)"}
 
 
 def fastest(rep: dict) -> dict | None:
@@ -268,6 +354,14 @@ def summary(rep: dict) -> str:
         s += f"; {r['effective_gbs']:.1f} GB/s, {r['fraction_of_triad']:.0%} of the triad's {rep['triad_gbs']:.1f} GB/s"
         if rep.get("read_gbs"):
             s += f" ({r['effective_gbs'] / rep['read_gbs']:.0%} of a read-only sum's {rep['read_gbs']:.1f} GB/s)"
+    if rep.get("paired"):
+        p = rep["paired"]
+        st, step = paired_stats(p), STEP[p["variant"]]
+        a, f = st["ratio_quartiles"], st["fraction_quartiles"]
+        s += (f"; in {len(p['rounds'])} alternating rounds in one process ({p['plain_batches']} batches of the plain "
+              f"network, {p['fast_batches']} of the {step}, a triad each) the {step} ran {a['median']:.1f}x the plain network (median; quartiles {a['q1']:.1f}-{a['q3']:.1f}) at "
+              f"{f['median']:.0%} of the round's triad ({f['q1']:.0%}-{f['q3']:.0%}); {st['rounds_meeting_goal']} of "
+              f"{len(p['rounds'])} rounds met the goal of >= {GOAL[0]:.0f}x and >= {GOAL[1]:.0%}")
     span = probe_range(rep)
     if span:
         lo, hi = span
@@ -303,6 +397,8 @@ def main(argv=None):
     ap.add_argument("--hidden", type=int, default=H, help="hidden units (the paper: 32,000)")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: cuda when present, else cpu)")
     ap.add_argument("--out", default=str(OUT), help="where to write the report (default: book/bench.json)")
+    ap.add_argument("--paired-rounds", type=int, default=PAIRED_ROUNDS,
+                    help="rounds of the plain network against the fastest fast path in one process (0: none)")
     a = ap.parse_args(argv)
     if a.variant:  # child process: one variant, one JSON line
         print(json.dumps(variant(a.variant, a.full_batches, a.n, a.hidden, a.device)))
@@ -317,7 +413,9 @@ def main(argv=None):
     for v in variants:
         rows.append(run_variant(v, a.full_batches, a.n, a.hidden, a.device))
         print(line(rows[-1], rows, triad_gbs), flush=True)
-    rep = report(rows, a.n, a.hidden, load, a.device, triad_gbs, read_gbs)
+    pair = next((v for v in ("kernel", "fast") if v in variants), None) if "plain" in variants else None
+    rounds = paired(pair, a.paired_rounds, n=a.n, hidden=a.hidden, device=a.device) if pair and a.paired_rounds else None
+    rep = report(rows, a.n, a.hidden, load, a.device, triad_gbs, read_gbs, rounds)
     print(f"{summary(rep)} (load average at start {load:.1f})")
     if a.out:
         results._atomic_write(Path(a.out), (json.dumps(rep, indent=1) + "\n").encode())
