@@ -120,7 +120,7 @@ def test_paired_alternates_the_order_of_its_rounds(monkeypatch):
     monkeypatch.setattr(bench, "_cached_batches", lambda *a: calls.append("fast") or real(*a))
     p = bench.paired("fast", rounds=3, plain_batches=1, fast_batches=2, n=512, hidden=64, device="cpu",
                      triad_n=1000, progress=False)
-    assert calls == ["fast"] + ["plain", "fast", "triad", "triad", "fast", "plain", "plain", "fast", "triad"]
+    assert calls == ["plain", "fast"] + ["plain", "fast", "triad", "triad", "fast", "plain", "plain", "fast", "triad"]
     assert p["cache_mb"] == 512 * 64 * 4 / 2**20 and len(p["rounds"]) == 3
     assert all(set(r) == {"plain_s", "fast_s", "triad_gbs", "read_gbs"} and r["fast_s"] > 0 for r in p["rounds"])
 

@@ -1,5 +1,7 @@
 """The networks: what is learned, what is frozen, how weights are drawn, and the fast path."""
 import copy
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -181,6 +183,17 @@ def test_generator_is_one_fixed_stream_per_seed_and_name():
     torch.testing.assert_close(nets.draw((4,), 0, "b"),
                                torch.tensor([-0.0335409418, 0.0978649408, -0.0841420442, 0.0415586494]),
                                rtol=0, atol=1e-8)
+
+
+def test_the_compiled_step_leaves_torchs_thread_count_as_it_was():
+    """Starting numba's OpenMP pool can set the thread count torch reads (1 became 2, and every later step of a run
+    set to one thread ran on two): kernel.torch_threads, which each compiled step calls, puts it back. In a fresh
+    process, where the pool starts."""
+    pytest.importorskip("numba", reason="the compiled step needs numba (requirements.txt)")
+    code = ("import torch; torch.set_num_threads(1); from biaslearn import kernel; import numba; "
+            "print(kernel.torch_threads(numba), torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1"]  # numba's count, torch's after
 
 
 @pytest.mark.parametrize("out_bias", [False, True])

@@ -231,7 +231,8 @@ def paired(name: str = "kernel", rounds: int = PAIRED_ROUNDS, plain_batches: int
     x, y, model, opt = _setup(name, n, hidden, dev)  # one bias-only network, trained by both steps in turn
     _compile(name, hidden, model)
     P = _project(name, x, model, dev)
-    _cached_batches(name, P, y, model, opt, dev, n, fast_batches)  # a first round, not kept: the cache's first touch
+    _epoch_plain(model, x, y, opt, 1)  # a first batch of each, not kept (first touches, the allocator's first calls)
+    _cached_batches(name, P, y, model, opt, dev, n, 1)
     work, out, arrays = {}, [], triad_arrays(triad_n, device)
     for r in tqdm(range(rounds), desc=f"paired rounds, plain / {name}", disable=not progress):
         row = {}

@@ -174,6 +174,17 @@ def _compiled(K: int):
     return {torch.float32: make(row_f32), torch.bfloat16: make(row_bf16)}, numba
 
 
+def torch_threads(numba) -> int:
+    """Give numba's loops torch's thread count (at most NUMBA_NUM_THREADS), and leave torch's count as it was; the
+    count numba uses. Starting numba's OpenMP pool can set the count the process's OpenMP runtime reports, which is
+    the one torch reads: with torch set to 1 thread, torch then read 2, and every later step ran on 2 threads."""
+    threads = torch.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return numba.get_num_threads()
+
+
 def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Tensor, W_out: torch.Tensor,
               c: torch.Tensor | None = None, work: dict | None = None):
     """train.bias_step on a CPU, compiled: (mean cross-entropy of the batch ``rows`` of the cache P, its gradient
@@ -191,10 +202,10 @@ def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Ten
         raise ValueError(f"kernel.bias_step: {len(rows)} rows (of a cache of {len(P)}) and {len(y)} labels "
                          f"(of {K} classes): give one label per row, rows in [0, {len(P)}), labels in [0, {K})")
     steps, numba = _compiled(K)
-    numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))  # torch's thread count
+    threads = torch_threads(numba)
     work = {} if work is None else work
-    if work.get("grads") is None or work["grads"].shape != (numba.get_num_threads(), H):
-        work["grads"] = np.empty((numba.get_num_threads(), H), np.float32)
+    if work.get("grads") is None or work["grads"].shape != (threads, H):
+        work["grads"] = np.empty((threads, H), np.float32)
     logits = np.empty((len(rows), K), np.float32)
     Pn = P.numpy() if P.dtype == torch.float32 else P.view(torch.int16).numpy()
     c = np.zeros(K, np.float32) if c is None else c.detach().numpy()
