@@ -176,7 +176,8 @@ def test_written_json_is_what_the_reproducing_chapter_reads(tmp_path, monkeypatc
     assert rep["shape"]["hidden"] == 64 and rep["triad_gbs"] == 2.0 and rep["read_gbs"] == 3.0
     assert rep["paired"] == PAIRED
     bench.main(["--variants", "fast", "--n", "512", "--hidden", "64", "--out", str(out)])
-    bench.main(["--variants", "plain", "fast", "--paired-rounds", "0", "--n", "512", "--hidden", "64", "--out", str(out)])
+    bench.main(["--variants", "plain", "fast", "--paired-rounds", "0", "--n", "512", "--hidden", "64",
+                "--out", str(out)])
     assert len(asked) == 1 and json.loads(out.read_text())["paired"] is None  # no plain network, or 0 rounds: none
     t = bench.table(rep)
     assert list(t["way of training"]) == [bench.WHAT["plain"], bench.WHAT["fast"]]

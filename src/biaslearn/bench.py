@@ -40,9 +40,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import kernel, nets, results, runtime, train
 
@@ -52,8 +53,8 @@ VARIANTS = ("plain", "fast", "fast_bf16", "kernel", "kernel_bf16", "full", "full
 CACHED = ("fast", "fast_bf16", "kernel", "kernel_bf16")  # the bias-only fast paths, over a cached projection
 TRIAD_N = 100_000_000      # float32 elements per triad array (400 MB each: far beyond any CPU cache)
 PROBE_N, PROBE_REPEATS = 1024, 5  # the probe: a PROBE_N x PROBE_N float32 matrix product, median of 5
-PAIRED_ROUNDS = 15          # paired: alternating rounds of the plain network and the fastest fast path in one process,
-PAIRED_BATCHES = (8, 80)    # of this many batches each (about 1.5 s each at the paper's shape on a 2-core CPU)
+PAIRED_ROUNDS = 15          # paired: rounds of the plain network and the compiled step in one process, in alternating
+PAIRED_BATCHES = (8, 80)    # order, of this many batches each (about 1.5 and 0.7 s at the paper's shape on 2 cores)
 GOAL = (20.0, 0.30)         # the fast path's goal at the paper's shape: >= 20x the plain network, >= 30% of the triad
 OUT = Path(__file__).resolve().parents[2] / "book" / "bench.json"  # <repository>/book/bench.json
 
@@ -185,9 +186,9 @@ def variant(name: str, full_batches: int, n: int = N, hidden: int = H, device: s
         before, t0 = rss_mb(), runtime.clock(dev)
         P = _project(name, x, model, dev)
         setup = runtime.clock(dev) - t0
-        work = {}
+        work = {}  # the compiled step's gradient rows, kept between batches as train.train keeps them
         epoch = sorted(_cached_batches(name, P, y, model, opt, dev, n, work=work)
-                       for _ in range(FAST_EPOCHS))[FAST_EPOCHS // 2]
+                       for _ in range(FAST_EPOCHS))[FAST_EPOCHS // 2]  # the median epoch
         cache_mb = P.numel() * P.element_size() / 2**20
         peak = rss_mb(peak=True)
         own_mb = None if before is None or peak is None else peak - before  # the cache, its projection, the epochs
@@ -253,7 +254,6 @@ def paired(name: str = "kernel", rounds: int = PAIRED_ROUNDS, plain_batches: int
 
 def quartiles(values) -> dict:
     """Median and interquartile range of ``values`` (numpy's linear interpolation)."""
-    import numpy as np
     q1, med, q3 = np.percentile(list(values), [25, 50, 75])
     return {"median": float(med), "q1": float(q1), "q3": float(q3)}
 
@@ -360,9 +360,10 @@ def summary(rep: dict) -> str:
         st, step = paired_stats(p), STEP[p["variant"]]
         a, f = st["ratio_quartiles"], st["fraction_quartiles"]
         s += (f"; in {len(p['rounds'])} alternating rounds in one process ({p['plain_batches']} batches of the plain "
-              f"network, {p['fast_batches']} of the {step}, a triad each) the {step} ran {a['median']:.1f}x the plain network (median; quartiles {a['q1']:.1f}-{a['q3']:.1f}) at "
-              f"{f['median']:.0%} of the round's triad ({f['q1']:.0%}-{f['q3']:.0%}); {st['rounds_meeting_goal']} of "
-              f"{len(p['rounds'])} rounds met the goal of >= {GOAL[0]:.0f}x and >= {GOAL[1]:.0%}")
+              f"network, {p['fast_batches']} of the {step}, a triad each) the {step} ran {a['median']:.1f}x the plain "
+              f"network (median; quartiles {a['q1']:.1f}-{a['q3']:.1f}) at {f['median']:.0%} of the round's triad "
+              f"({f['q1']:.0%}-{f['q3']:.0%}); {st['rounds_meeting_goal']} of {len(p['rounds'])} rounds met the goal "
+              f"of >= {GOAL[0]:.0f}x and >= {GOAL[1]:.0%}")
     span = probe_range(rep)
     if span:
         lo, hi = span
@@ -415,7 +416,8 @@ def main(argv=None):
         rows.append(run_variant(v, a.full_batches, a.n, a.hidden, a.device))
         print(line(rows[-1], rows, triad_gbs), flush=True)
     pair = next((v for v in ("kernel", "fast") if v in variants), None) if "plain" in variants else None
-    rounds = paired(pair, a.paired_rounds, n=a.n, hidden=a.hidden, device=a.device) if pair and a.paired_rounds else None
+    rounds = None if not (pair and a.paired_rounds) else paired(pair, a.paired_rounds, n=a.n, hidden=a.hidden,
+                                                                 device=a.device)
     rep = report(rows, a.n, a.hidden, load, a.device, triad_gbs, read_gbs, rounds)
     print(f"{summary(rep)} (load average at start {load:.1f})")
     if a.out:
