@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from biaslearn import bench
+from biaslearn import bench, results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,6 +132,16 @@ def test_paired_on_a_tiny_shape_times_both_and_the_bandwidth():
     assert all(r[k] > 0 for r in p["rounds"] for k in ("plain_s", "fast_s", "triad_gbs", "read_gbs"))
     with pytest.raises(ValueError, match="paired compares a fast variant with the plain network: use one of"):
         bench.paired("full", rounds=1)
+
+
+def test_provenance_names_the_run_its_commit_and_machine():
+    rep = bench.report([dict(r) for r in ROWS], device="cpu")
+    assert rep["code"] == results.code_version()  # the commit of the code that ran, and whether src/ had changes
+    line = bench.provenance(rep | {"code": {"git_commit": "0123456789abcdef", "git_dirty": True}})
+    assert line.startswith(f"From make bench (book/bench.json), run at {rep['when']}; code at commit 0123456 with "
+                           "uncommitted changes to src/; ")
+    assert f"{rep['machine']['cpu']} CPU, {rep['machine']['threads']} threads, cpu, torch " in line
+    assert "code at commit not recorded; " in bench.provenance({k: v for k, v in rep.items() if k != "code"})
 
 
 def test_default_output_is_in_the_book_not_among_the_runs():

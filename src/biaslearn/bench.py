@@ -315,7 +315,8 @@ def report(rows: list[dict], n: int = N, hidden: int = H, load: float | None = N
                        else None,
                        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
                        "torch": torch.__version__},
-           "paired": paired_rounds, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+           "paired": paired_rounds, "code": results.code_version(),
+           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if speedup(rows) is not None:
         rep["speedup_fast_vs_plain"] = speedup(rows)
     return rep
@@ -370,6 +371,15 @@ def summary(rep: dict) -> str:
         s += (f"; a fixed probe ({PROBE_N} x {PROBE_N} matrix product, run first and last in each row's process) took "
               f"{lo:.0f}-{hi:.0f} ms: at those moments the machine's speed varied by {hi / lo:.2f}x")
     return s
+
+
+def provenance(rep: dict) -> str:
+    """The caption line of a figure or table drawn from a report: which run of `make bench`, its code and machine."""
+    code, m = rep.get("code") or {}, rep["machine"]
+    commit = code["git_commit"][:7] if code.get("git_commit") else "not recorded"
+    commit += " with uncommitted changes to src/" if code.get("git_dirty") else ""
+    return (f"From make bench (book/bench.json), run at {rep['when']}; code at commit {commit}; {m['cpu']} CPU, "
+            f"{m['threads']} threads, {m['device']}, torch {m['torch']}.")
 
 
 def table(rep: dict):

@@ -12,7 +12,7 @@ used), and checks on each page that
   - the page raises no JavaScript exception.
   - every figure's cell (or the next) prints its provenance: which runs it shows, with their
     commit, hardware and wall time ("N runs, seeds [...]", report.provenance), or that the page
-    computed it itself (report.built_here).
+    computed it itself (report.built_here), or which `make bench` it shows (bench.provenance).
 Requests to other hosts are blocked (this must pass offline) and listed as warnings. A
 screenshot of each page goes to _build/screenshots/. Not collected by plain pytest (no test_
 prefix); exits non-zero if any page fails, after a "N passed, N failed" line.
@@ -112,7 +112,7 @@ def check_page(context, base: str, page: str, shots: Path) -> tuple[list[str], l
     # Provenance: a figure's cell (or the next) prints which runs it shows (report.provenance).
     bare = p.evaluate(r"""() => [...document.querySelectorAll('div.cell')].filter(c =>
         c.querySelector('.cell_output img')).filter(c => {
-          const next = c.nextElementSibling, re = /\d+\s+runs?,\s+seeds|No runs stored|Computed\s+while\s+this\s+page\s+was\s+built/;  // notes fold at 100 characters
+          const next = c.nextElementSibling, re = /\d+\s+runs?,\s+seeds|No runs stored|Computed\s+while\s+this\s+page\s+was\s+built|From\s+make\s+bench/;  // notes fold at 100 characters
           return !re.test(c.innerText) && !(next && next.matches('div.cell') && re.test(next.innerText));
         }).map(c => { let h = c.previousElementSibling;
           while (h && !/^H[1-4]$/.test(h.tagName) && !h.querySelector('h1,h2,h3,h4')) h = h.previousElementSibling;
