@@ -107,8 +107,8 @@ def test_paired_stats_are_per_round_ratios_and_shares_of_that_rounds_triad():
     assert st["ratio_quartiles"] == {"median": 20.0, "q1": 15.0, "q3": 25.0}
     assert st["rounds_meeting_goal"] == 1  # 30x at 52%; 10x misses the goal of 20x
     s = bench.summary(bench.report([dict(r) for r in ROWS], triad_gbs=2.0, paired_rounds=PAIRED))
-    assert ("in 2 alternating rounds in one process (8 batches of the plain network, 80 of the compiled step, a triad "
-            "each) the compiled step ran 20.0x the plain network (median; quartiles 15.0-25.0) at 52% of the round's "
+    assert ("in 2 alternating rounds in one process (8 batches of the plain network, 80 of the compiled step (float32 "
+            "cache), a triad each) the compiled step (float32 cache) ran 20.0x the plain network (median; quartiles 15.0-25.0) at 52% of the round's "
             "triad (52%-52%); 1 of 2 rounds met the goal of >= 20x and >= 30%") in s
 
 
@@ -128,17 +128,19 @@ def test_paired_alternates_the_order_of_its_rounds(monkeypatch):
 def test_paired_on_a_tiny_shape_times_both_and_the_bandwidth():
     p = bench.paired("fast_bf16", rounds=2, plain_batches=1, fast_batches=1, n=512, hidden=64, device="cpu",
                      triad_n=100_000, progress=False)
-    assert p["variant"] == "fast_bf16" and p["cache_mb"] == 512 * 64 * 2 / 2**20
+    assert p["variant"] == "fast_bf16" and p["cache_mb"] == 512 * 64 * 2 / 2**20 and p["cache_device"] == "cpu"
     assert all(r[k] > 0 for r in p["rounds"] for k in ("plain_s", "fast_s", "triad_gbs", "read_gbs"))
-    with pytest.raises(ValueError, match="paired compares a fast variant with the plain network: use one of"):
+    with pytest.raises(ValueError, match=r"unknown variant 'full': use one of \('fast', "):  # not a fast path
         bench.paired("full", rounds=1)
+    with pytest.raises(ValueError, match="variant 'kernel' is the CPU kernel: run it with --device cpu"):
+        bench.paired("kernel", rounds=1, device="cuda")  # refused before any work, with or without a GPU here
 
 
 def test_provenance_names_the_run_its_commit_and_machine():
     rep = bench.report([dict(r) for r in ROWS], device="cpu")
     assert rep["code"] == results.code_version()  # the commit of the code that ran, and whether src/ had changes
     line = bench.provenance(rep | {"code": {"git_commit": "0123456789abcdef", "git_dirty": True}})
-    assert line.startswith(f"From make bench (book/bench.json), run at {rep['when']}; code at commit 0123456 with "
+    assert line.startswith(f"From make bench (book/bench.json), finished at {rep['when']}; code at commit 0123456 with "
                            "uncommitted changes to src/; ")
     assert f"{rep['machine']['cpu']} CPU, {rep['machine']['threads']} threads, cpu, torch " in line
     assert "code at commit not recorded; " in bench.provenance({k: v for k, v in rep.items() if k != "code"})

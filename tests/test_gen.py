@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from biaslearn import gen, nets, presets, seq
+from biaslearn import gen, nets, presets, report, seq
 from biaslearn.config import ConfigError
 
 
@@ -146,8 +146,8 @@ def test_a_forecast_run_scores_persistence_and_the_closed_loop():
 
 def test_median_iqr_and_by_value():
     import pandas as pd
-    assert gen.median_iqr([1.0, 2.0, 3.0, 4.0, float("nan"), None]) == (2.5, 1.75, 3.25, 4)
-    assert gen.median_iqr([])[3] == 0
+    assert report.median_iqr([1.0, 2.0, 3.0, 4.0, float("nan"), None]) == (2.5, 1.75, 3.25, 4)
+    assert report.median_iqr([])[3] == 0
     assert gen.fmt_median([1.0, 2.0, 3.0, -4e37], 2) == "1.50 [-1.0e+37, 2.25] (n=4)" and gen.fmt_median([]) == "-"
     df = pd.DataFrame({"mode": ["bias"] * 3 + ["full"], "gain": [0.5, 0.5, 1.5, 0.5], "r2": [0.1, -1e9, 0.9, 0.99],
                        "stored": [True, True, True, False]})

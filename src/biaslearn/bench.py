@@ -40,12 +40,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import kernel, nets, results, runtime, train
+from .report import median_iqr  # (bench.report is this module's own)
 
 N, D, H, K, BATCH = 60_000, 784, 32_000, 10, 256
 FAST_EPOCHS = 3  # the fast path is timed over this many epochs (median); the plain one over one
@@ -169,13 +169,19 @@ def _project(name: str, x, model, dev):
     return train.project(x, model.W_in, dtype, device=train.cache_devices(len(x), 0, model.b.shape[0], dtype, dev)[0])
 
 
-def variant(name: str, full_batches: int, n: int = N, hidden: int = H, device: str = "auto") -> dict:
-    """Time one epoch of variant ``name`` on ``n`` synthetic examples and ``hidden`` units, on ``device``."""
-    if name not in VARIANTS:
-        raise ValueError(f"unknown variant {name!r}: use one of {VARIANTS}")
+def _check(name: str, allowed, device: str) -> torch.device:
+    """The device for variant ``name``, after checking that it is one of ``allowed`` and can run there."""
+    if name not in allowed:
+        raise ValueError(f"unknown variant {name!r}: use one of {allowed}")
     dev = nets.device(device)
     if name.startswith("kernel") and dev.type != "cpu":
         raise ValueError(f"variant {name!r} is the CPU kernel: run it with --device cpu")
+    return dev
+
+
+def variant(name: str, full_batches: int, n: int = N, hidden: int = H, device: str = "auto") -> dict:
+    """Time one epoch of variant ``name`` on ``n`` synthetic examples and ``hidden`` units, on ``device``."""
+    dev = _check(name, VARIANTS, device)
     first = probe(device=device)
     runtime.reset_peak(dev)
     x, y, model, opt = _setup(name, n, hidden, dev)
@@ -226,15 +232,14 @@ def paired(name: str = "kernel", rounds: int = PAIRED_ROUNDS, plain_batches: int
     order, each beside a triad: a slow spell of a shared machine then falls on both sides of the rounds it lasts, not on
     one side of the comparison. Per round, seconds per epoch of each (from its ``plain_batches`` or ``fast_batches``
     batches) and the triad's and read-only sum's bandwidth (GB/s); ``paired_stats`` gives the ratios."""
-    if name not in CACHED:
-        raise ValueError(f"paired compares a fast variant with the plain network: use one of {CACHED}, not {name!r}")
-    dev = nets.device(device)
+    dev = _check(name, CACHED, device)  # a fast variant, against the plain network
     x, y, model, opt = _setup(name, n, hidden, dev)  # one bias-only network, trained by both steps in turn
     _compile(name, hidden, model)
+    arrays = triad_arrays(triad_n, device)  # before the cache, so that where it goes counts them (on a GPU)
     P = _project(name, x, model, dev)
+    work, out = {}, []
     _epoch_plain(model, x, y, opt, 1)  # a first batch of each, not kept (first touches, the allocator's first calls)
-    _cached_batches(name, P, y, model, opt, dev, n, 1)
-    work, out, arrays = {}, [], triad_arrays(triad_n, device)
+    _cached_batches(name, P, y, model, opt, dev, n, 1, work)
     for r in tqdm(range(rounds), desc=f"paired rounds, plain / {name}", disable=not progress):
         row = {}
         for what in ("plain", name, "triad") if r % 2 == 0 else ("triad", name, "plain"):
@@ -249,20 +254,15 @@ def paired(name: str = "kernel", rounds: int = PAIRED_ROUNDS, plain_batches: int
                                           fast_batches, n)
         out.append(row)
     return {"variant": name, "plain_batches": plain_batches, "fast_batches": fast_batches,
-            "cache_mb": P.numel() * P.element_size() / 2**20, "rounds": out}
-
-
-def quartiles(values) -> dict:
-    """Median and interquartile range of ``values`` (numpy's linear interpolation)."""
-    q1, med, q3 = np.percentile(list(values), [25, 50, 75])
-    return {"median": float(med), "q1": float(q1), "q3": float(q3)}
+            "cache_mb": P.numel() * P.element_size() / 2**20, "cache_device": str(P.device), "rounds": out}
 
 
 def paired_stats(p: dict) -> dict:
     """Per round of ``paired``: the fast path's speed-up over the plain network and its share of that round's triad
     (the cache's bytes, read once, over its epoch); their medians and quartiles, and how many rounds meet GOAL."""
     ratio = [r["plain_s"] / r["fast_s"] for r in p["rounds"]]
-    share = [p["cache_mb"] * 2**20 / r["fast_s"] / 1e9 / r["triad_gbs"] for r in p["rounds"]]
+    share = [gbs(p["cache_mb"], r["fast_s"]) / r["triad_gbs"] for r in p["rounds"]]
+    quartiles = lambda v: dict(zip(("median", "q1", "q3"), median_iqr(v)))  # noqa: E731
     return {"ratio": ratio, "fraction_of_triad": share, "ratio_quartiles": quartiles(ratio),
             "fraction_quartiles": quartiles(share),
             "rounds_meeting_goal": sum(a >= GOAL[0] and f >= GOAL[1] for a, f in zip(ratio, share))}
@@ -276,9 +276,14 @@ def speedup(rows: list[dict], name: str = "fast") -> float | None:
     return None
 
 
+def gbs(cache_mb: float, seconds: float) -> float:
+    """Effective bandwidth (GB/s) of an epoch of ``seconds`` over a cache of ``cache_mb`` MB, read once."""
+    return cache_mb * 2**20 / seconds / 1e9
+
+
 def bandwidth(r: dict) -> float | None:
     """A fast variant's effective bandwidth (GB/s): its cache's bytes (read once per epoch) over its epoch."""
-    return None if r.get("cache_mb") is None else r["cache_mb"] * 2**20 / r["seconds_per_epoch"] / 1e9
+    return None if r.get("cache_mb") is None else gbs(r["cache_mb"], r["seconds_per_epoch"])
 
 
 def line(r: dict, rows: list[dict] = (), triad_gbs: float | None = None) -> str:
@@ -327,8 +332,8 @@ WHAT = {"plain": "bias-only, plain frozen-weight network", "fast": "bias-only, c
         "kernel_bf16": "bias-only, bfloat16 cache + compiled step", "full": "fully trained, float32",
         "full_bf16": "fully trained, bfloat16 autocast"}
 
-STEP = {"fast": "PyTorch step", "fast_bf16": "PyTorch step (bfloat16 cache)", "kernel": "compiled step",
-        "kernel_bf16": "compiled step (bfloat16 cache)"}
+STEP = {"fast": "PyTorch step (float32 cache)", "fast_bf16": "PyTorch step (bfloat16 cache)",
+        "kernel": "compiled step (float32 cache)", "kernel_bf16": "compiled step (bfloat16 cache)"}
 
 
 def fastest(rep: dict) -> dict | None:
@@ -378,7 +383,7 @@ def provenance(rep: dict) -> str:
     code, m = rep.get("code") or {}, rep["machine"]
     commit = code["git_commit"][:7] if code.get("git_commit") else "not recorded"
     commit += " with uncommitted changes to src/" if code.get("git_dirty") else ""
-    return (f"From make bench (book/bench.json), run at {rep['when']}; code at commit {commit}; {m['cpu']} CPU, "
+    return (f"From make bench (book/bench.json), finished at {rep['when']}; code at commit {commit}; {m['cpu']} CPU, "
             f"{m['threads']} threads, {m['device']}, torch {m['torch']}.")
 
 
@@ -410,12 +415,14 @@ def main(argv=None):
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: cuda when present, else cpu)")
     ap.add_argument("--out", default=str(OUT), help="where to write the report (default: book/bench.json)")
     ap.add_argument("--paired-rounds", type=int, default=PAIRED_ROUNDS,
-                    help="rounds of the plain network against the fastest fast path in one process (0: none)")
+                    help="rounds of the plain network against the compiled step (the PyTorch step where it cannot "
+                         "run) in one process (0: none)")
     a = ap.parse_args(argv)
     if a.variant:  # child process: one variant, one JSON line
         print(json.dumps(variant(a.variant, a.full_batches, a.n, a.hidden, a.device)))
         return
     load, dev = os.getloadavg()[0], nets.device(a.device)
+    results.code_version()  # taken now, once (cached): the code that runs, not what src/ holds at the end
     variants = [v for v in a.variants if dev.type == "cpu" or not v.startswith("kernel")]  # the kernel: CPU only
     triad_gbs, read_gbs = triad(device=a.device) if any(v in CACHED for v in variants) else (None, None)
     if triad_gbs:

@@ -409,15 +409,6 @@ def eigenvalues(result: dict) -> np.ndarray:
     return a["eig_re"] + 1j * a["eig_im"]
 
 
-def median_iqr(values) -> tuple[float, float, float, int]:
-    """Median, first and third quartiles and count of some values (NaN and None left out); NaNs if none."""
-    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    if not len(v):
-        return (math.nan, math.nan, math.nan, 0)
-    q1, med, q3 = np.percentile(v, [25, 50, 75])
-    return float(med), float(q1), float(q3), len(v)
-
-
 def by_value(df, x: str, metric: str) -> "pd.DataFrame":
     """Per mode and value of column ``x`` of the stored runs in ``df``: median, quartiles and count of ``metric``
     (a row per (mode, x), sorted), the gain sweep's summary."""
@@ -426,7 +417,7 @@ def by_value(df, x: str, metric: str) -> "pd.DataFrame":
     done = df[df["stored"]] if len(df) else df
     rows = []
     for (mode, v), g in (done.groupby(["mode", x]) if len(done) else []):
-        med, q1, q3, n = median_iqr(g[metric])
+        med, q1, q3, n = report.median_iqr(g[metric])
         rows.append({"mode": mode, x: v, "median": med, "q1": q1, "q3": q3, "n": n})
     return pd.DataFrame(rows, columns=["mode", x, "median", "q1", "q3", "n"])
 
@@ -434,7 +425,7 @@ def by_value(df, x: str, metric: str) -> "pd.DataFrame":
 def fmt_median(values, digits: int = 4, n: bool = True) -> str:
     """"median [first quartile, third quartile] (n=count)" of some values, or "-"; a value beyond ±1,000 (a network
     that blew up) in scientific notation. For heavy-tailed scores such as the R² of a generator that diverges."""
-    med, q1, q3, k = median_iqr(values)
+    med, q1, q3, k = report.median_iqr(values)
     if not k:
         return "-"
     return f"{report.num(med, digits)} [{report.num(q1, digits)}, {report.num(q3, digits)}]" + (f" (n={k})" if n else "")

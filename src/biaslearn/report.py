@@ -3,6 +3,7 @@ rendered as HTML, and the provenance line under every figure. Each function take
 ``experiments.collect`` (a row per run; columns "config", "result", "stored", metrics...)."""
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -77,6 +78,15 @@ def summary(values) -> tuple[float, float, int]:
     """Mean, sample standard deviation (0 for one value) and count."""
     v = np.asarray(values, dtype=float)
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+def median_iqr(values) -> tuple[float, float, float, int]:
+    """Median, first and third quartiles and count of some values (NaN and None left out); NaNs if none."""
+    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if not len(v):
+        return (math.nan, math.nan, math.nan, 0)
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    return float(med), float(q1), float(q3), len(v)
 
 
 def num(v: float, digits: int = 4) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import fixedpoints, nets
+from . import fixedpoints, nets, report
 from .config import Base
 from .runtime import generator
 
@@ -422,11 +422,8 @@ def status(df, preset: str) -> str:
 
 def med_iqr(values, digits: int = 3) -> str:
     """Median and interquartile range of some values as text, "median [q1 to q3]", or "-" if there are none."""
-    v = [float(x) for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
-    if not v:
-        return "-"
-    q1, q2, q3 = np.percentile(v, [25, 50, 75])
-    return f"{q2:.{digits}f} [{q1:.{digits}f} to {q3:.{digits}f}]"
+    med, q1, q3, n = report.median_iqr(values)
+    return f"{med:.{digits}f} [{q1:.{digits}f} to {q3:.{digits}f}]" if n else "-"
 
 
 def by_width(done, metric: str, modes, digits: int = 3):
