@@ -108,8 +108,8 @@ def test_paired_stats_are_per_round_ratios_and_shares_of_that_rounds_triad():
     assert st["rounds_meeting_goal"] == 1  # 30x at 52%; 10x misses the goal of 20x
     s = bench.summary(bench.report([dict(r) for r in ROWS], triad_gbs=2.0, paired_rounds=PAIRED))
     assert ("in 2 alternating rounds in one process (8 batches of the plain network, 80 of the compiled step (float32 "
-            "cache), a triad each) the compiled step (float32 cache) ran 20.0x the plain network (median; quartiles 15.0-25.0) at 52% of the round's "
-            "triad (52%-52%); 1 of 2 rounds met the goal of >= 20x and >= 30%") in s
+            "cache), a triad each) the compiled step (float32 cache) ran 20.0x the plain network (median; quartiles "
+            "15.0-25.0) at 52% of the round's triad (52%-52%); 1 of 2 rounds met the goal of >= 20x and >= 30%") in s
 
 
 def test_paired_alternates_the_order_of_its_rounds(monkeypatch):

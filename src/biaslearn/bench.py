@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -155,18 +154,27 @@ def _setup(name: str, n: int, hidden: int, dev: torch.device):
     return x, y, model, train.optimizer(model.parameters(), "adam", 1e-3, dev)
 
 
+def _dtype(name: str) -> torch.dtype:
+    """The cache's dtype of fast variant ``name``."""
+    return torch.bfloat16 if name.endswith("_bf16") else torch.float32
+
+
 def _compile(name: str, hidden: int, model) -> None:
     """A compiled-step variant compiles first (on 2 rows), so that compiling is neither timed nor counted as memory."""
     if name.startswith("kernel"):
-        dtype = torch.bfloat16 if name.endswith("_bf16") else torch.float32
-        kernel.bias_step(torch.zeros(2, hidden, dtype=dtype), torch.arange(2), torch.zeros(2, dtype=torch.long),
+        kernel.bias_step(torch.zeros(2, hidden, dtype=_dtype(name)), torch.arange(2), torch.zeros(2, dtype=torch.long),
                          model.b, model.W_out)
 
 
 def _project(name: str, x, model, dev):
     """The cache of fast variant ``name`` (float32 or bfloat16), where train.train would keep it."""
-    dtype = torch.bfloat16 if name.endswith("_bf16") else torch.float32
+    dtype = _dtype(name)
     return train.project(x, model.W_in, dtype, device=train.cache_devices(len(x), 0, model.b.shape[0], dtype, dev)[0])
+
+
+def _mb(P: torch.Tensor) -> float:
+    """The size of the cache P in MB (2**20 bytes)."""
+    return P.numel() * P.element_size() / 2**20
 
 
 def _check(name: str, allowed, device: str) -> torch.device:
@@ -195,7 +203,7 @@ def variant(name: str, full_batches: int, n: int = N, hidden: int = H, device: s
         work = {}  # the compiled step's gradient rows, kept between batches as train.train keeps them
         epoch = sorted(_cached_batches(name, P, y, model, opt, dev, n, work=work)
                        for _ in range(FAST_EPOCHS))[FAST_EPOCHS // 2]  # the median epoch
-        cache_mb = P.numel() * P.element_size() / 2**20
+        cache_mb = _mb(P)
         peak = rss_mb(peak=True)
         own_mb = None if before is None or peak is None else peak - before  # the cache, its projection, the epochs
     else:
@@ -254,7 +262,7 @@ def paired(name: str = "kernel", rounds: int = PAIRED_ROUNDS, plain_batches: int
                                           fast_batches, n)
         out.append(row)
     return {"variant": name, "plain_batches": plain_batches, "fast_batches": fast_batches,
-            "cache_mb": P.numel() * P.element_size() / 2**20, "cache_device": str(P.device), "rounds": out}
+            "cache_mb": _mb(P), "cache_device": str(P.device), "rounds": out}
 
 
 def paired_stats(p: dict) -> dict:
