@@ -15,17 +15,19 @@ Xeon of book/bench.json, 4 runs side by side in one process: R = 2 took 0.82-1.0
 The forward loop runs over pieces of CHUNK columns; it slices whole rows into 1-d pieces, which numba knows are
 contiguous and vectorises (a 2-d slice it cannot). The batch's rows are split over numba's threads, each with its own
 gradient row (summed at the end in a fixed order: the same numbers for the same thread count). A bfloat16 cache is
-read as its 16 bits and widened, a piece at a time, into a buffer in the CPU's cache (a bfloat16 is the top half of a
-float32). The loops over the K outputs and R rows are written out (``_source``) so that each sum stays in a
-register; numba compiles them once per K and cache dtype, on first use (a few seconds). The sums may be
-reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows a NaN loss.
+read as its 16 bits and widened in the loop, in registers (``widen``: a bfloat16 is the top half of a float32). The
+loops over the K outputs and R rows are written out (``_source``) so that each sum stays in a register; numba compiles
+them once per K and cache dtype, on first use (a few seconds). The sums may be reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows a NaN loss.
 On a CPU with AVX-512 the loops use 512-bit vectors (``wide_vectors``): LLVM's default for many Intel models is 256-bit
 ones, which took 1.04-1.41 times as long here (8 pairs of runs, median 1.12). The vector width sets the order of the
 forward sums, so the last bits of the loss and gradient depend on it (the gradient test in tests/test_nets.py holds at
 either).
 
-Measured on that Xeon, in paired runs (scripts not kept): with 2 threads the step takes about 3 times as long as a loop
-that only reads the same rows (0.47-0.55 s per epoch). Tried there and slower, as multiples of this step's time:
+Measured on that Xeon, in paired runs (scripts not kept; the times are medians over alternating rounds, with the
+quartiles): until 2026-12-03 a bfloat16 piece was widened first into a float32 buffer in the CPU's cache, and then
+read by the forward loop; that step took 1.21 (1.19-1.32) times as long as this one on 2 threads, 1.24 on one
+(bit-identical numbers). With 2 threads the float32 step takes about 3 times as long as a loop that only reads the
+same rows (0.47-0.55 s per epoch). Tried there and slower, as multiples of this step's time:
 - blocks of 32 rows over 512-column pieces, so that the pieces of W_out stay in L1: 1.05 (1.12 with software prefetch);
 - software prefetch of the next two rows during the backward loop, so that memory works while the core computes: 1.27
   on one thread (the backward loop cut into the pieces this needs, without the prefetch: 1.09);
@@ -38,7 +40,7 @@ that only reads the same rows (0.47-0.55 s per epoch). Tried there and slower, a
   1.01 (IQR 0.83-1.12) on 2 threads, 1.02 on one (bit-identical);
 - no h buffer: the forward stores nothing and the backward takes its mask from the cache's rows, [p + b > 0] (still in
   the CPU's cache): the forward loop alone ran 1.3 times as fast, the whole step 0.98 of this one's time on 2 threads
-  and 1.09 on one (bit-identical).
+  and 1.09 on one (bit-identical); with a bfloat16 cache widened in registers, 1.11 (1.05-1.16) on 2 threads.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ import torch.nn.functional as F
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # LLVM's fast-math flags without "no NaN" / "no infinity"
 R = 2          # rows at a time: each pass over W_out (K x H, from the CPU's cache) serves R rows
                # (4 rows' sums spill out of the registers)
-CHUNK = 2048   # columns at a time in the forward loop: a bfloat16 piece is widened into a buffer in the CPU's cache
+CHUNK = 2048   # columns at a time in the forward loop (the logits' sums are added up piece by piece)
 
 
 def _tree(terms: list[str]) -> str:
@@ -65,7 +67,7 @@ def _tree(terms: list[str]) -> str:
 
 def _source(K: int, R: int) -> str:
     """The forward loop over one piece of R rows and the backward loop over R whole rows, for K outputs, and the
-    call that feeds the forward loop R rows of the cache, as Python source for numba (each sum in a register)."""
+    call that feeds the forward loop R rows of the cache (the loop reads columns j0..j1), as Python source for numba (each sum in a register)."""
     ks, rs = range(K), range(R)
     ps = ", ".join(f"p{q}" for q in rs)
     return "\n".join([
@@ -77,7 +79,7 @@ def _source(K: int, R: int) -> str:
         "    for j in range(b.shape[0]):",
         "        bj = b[j]",
         *(line for q in rs for line in (
-            f"        v{q} = p{q}[j] + bj",
+            f"        v{q} = el(p{q}[j]) + bj",              # el: the cache's element as a float32
             f"        v{q} = np.float32(0) if v{q} <= 0 else v{q}",   # relu that keeps a NaN (as torch's does)
             f"        h{q}[j] = v{q}")),
         *(line for k in ks for line in (f"        w = w{k}[j]", *(f"        s{q}_{k} += v{q} * w" for q in rs))),
@@ -92,9 +94,8 @@ def _source(K: int, R: int) -> str:
         *(f"        a{q} = " + _tree([f"g{q}_{k} * x{k}" for k in ks]) for q in rs),
         "        grad[j] += " + " + ".join(f"(a{q} if h{q}[j] > 0 else np.float32(0))" for q in rs),
         "",
-        "def forward_rows(P, rows, j0, j1, buf, b, h, W, out):",  # rows: R indices into the cache P
-        "    forward(h, b, W, out, j0, j1, "
-        + ", ".join(f"row(P, rows[{q}], j0, j1, buf[{q}])" for q in rs) + ")",
+        "def forward_rows(P, rows, j0, j1, b, h, W, out):",  # rows: R indices into the cache P
+        "    forward(h, b, W, out, j0, j1, " + ", ".join(f"P[rows[{q}]][j0:j1]" for q in rs) + ")",
     ])
 
 
@@ -116,28 +117,30 @@ def _compiled(K: int):
     train.bias_step)."""
     import numba
     from numba import njit, prange
+    from numba.extending import intrinsic
+    from llvmlite import ir
     wide_vectors()
 
     @njit(inline="always")
-    def row_f32(P, n, j0, j1, buf):         # a float32 cache: the piece of the row itself
-        return P[n][j0:j1]
+    def same(x):                            # a float32 cache's element
+        return x
 
-    @njit(fastmath=FASTMATH, inline="always")
-    def row_bf16(P, n, j0, j1, buf):        # a bfloat16 cache, as int16 bits: widened into buf
-        bits, piece = buf.view(np.int32), P[n, j0:j1]
-        for j in range(piece.shape[0]):
-            bits[j] = np.int32(piece[j]) << 16
-        return buf[:piece.shape[0]]
+    @intrinsic
+    def widen(typingctx, bits):             # a bfloat16 cache's element (its int16 bits) as a float32, exactly:
+        def codegen(context, builder, sig, args):  # the bits shifted into the top half, read as a float32
+            i32 = ir.IntType(32)
+            return builder.bitcast(builder.shl(builder.zext(args[0], i32), ir.Constant(i32, 16)), ir.FloatType())
+        return numba.float32(numba.int16), codegen
 
-    def loops(r: int, row):                 # (forward_rows, backward) for r rows at a time
-        ns = {"np": np, "row": row}
+    def loops(r: int, el):                  # (forward_rows, backward) for r rows at a time
+        ns = {"np": np, "el": el}
         exec(_source(K, r), ns)
         for name in ("forward", "backward", "forward_rows"):  # forward_rows finds forward compiled in ns
             ns[name] = njit(fastmath=FASTMATH, inline="always")(ns[name])
         return ns["forward_rows"], ns["backward"]
 
-    def make(row):
-        (forward_R, backward_R), (forward_1, backward_1) = loops(R, row), loops(1, row)
+    def make(el):
+        (forward_R, backward_R), (forward_1, backward_1) = loops(R, el), loops(1, el)
 
         @njit(parallel=True, fastmath=FASTMATH)
         def step(P, rows, y, b, W, c, logits, grads, chunk):
@@ -145,7 +148,7 @@ def _compiled(K: int):
             for t in prange(T):
                 grad = grads[t]
                 grad[:] = 0
-                h, buf, g = np.empty((R, H), np.float32), np.empty((R, chunk), np.float32), np.empty((R, K), np.float32)
+                h, g = np.empty((R, H), np.float32), np.empty((R, K), np.float32)
                 i, end = t * B // T, (t + 1) * B // T
                 while i < end:
                     r = min(R, end - i)                 # R rows at a time; the last few one by one
@@ -155,11 +158,10 @@ def _compiled(K: int):
                     for j0 in range(0, H, chunk):
                         j1 = min(j0 + chunk, H)
                         if r == R:
-                            forward_R(P, rows[i:i + R], j0, j1, buf, b, h, W, L)
+                            forward_R(P, rows[i:i + R], j0, j1, b, h, W, L)
                         else:
                             for q in range(r):
-                                forward_1(P, rows[i + q:i + q + 1], j0, j1, buf[q:q + 1], b, h[q:q + 1], W,
-                                          L[q:q + 1])
+                                forward_1(P, rows[i + q:i + q + 1], j0, j1, b, h[q:q + 1], W, L[q:q + 1])
                     for q in range(r):                  # the softmax's gradient: g = softmax(L) - onehot(y)
                         top, z = L[q].max(), np.float32(0)
                         for k in range(K):
@@ -176,7 +178,7 @@ def _compiled(K: int):
                     i += r
         return step
 
-    return {torch.float32: make(row_f32), torch.bfloat16: make(row_bf16)}, numba
+    return {torch.float32: make(same), torch.bfloat16: make(widen)}, numba
 
 
 def torch_threads(numba) -> int:
