@@ -95,21 +95,30 @@ def test_the_probe_shows_how_much_the_machines_speed_moved():
     assert list(bench.table(rep)["probe, first / last (ms)"]) == ["30 / 45", "20 / 22", ""]
 
 
-PAIRED = {"variant": "kernel", "plain_batches": 8, "fast_batches": 80, "cache_mb": 1000.0,
-          "rounds": [{"plain_s": 30.0, "fast_s": 1.0, "triad_gbs": 2.0, "read_gbs": 3.0},
-                     {"plain_s": 20.0, "fast_s": 2.0, "triad_gbs": 1.0, "read_gbs": 3.0}]}
+PAIRED = {"variants": ["kernel", "kernel_bf16"], "plain_batches": 8, "fast_batches": 80,
+          "cache_mb": {"kernel": 1000.0, "kernel_bf16": 500.0},
+          "rounds": [{"plain_s": 30.0, "fast_s": {"kernel": 1.0, "kernel_bf16": 0.5}, "triad_gbs": 2.0, "read_gbs": 3.0},
+                     {"plain_s": 20.0, "fast_s": {"kernel": 2.0, "kernel_bf16": 2.0}, "triad_gbs": 1.0,
+                      "read_gbs": 3.0}]}
 
 
 def test_paired_stats_are_per_round_ratios_and_shares_of_that_rounds_triad():
     st = bench.paired_stats(PAIRED)
-    gb = 1000 * 2**20 / 1e9  # the cache's bytes, read once per epoch
-    assert st["ratio"] == [30.0, 10.0] and st["fraction_of_triad"] == pytest.approx([gb / 1.0 / 2.0, gb / 2.0 / 1.0])
-    assert st["ratio_quartiles"] == {"median": 20.0, "q1": 15.0, "q3": 25.0}
-    assert st["rounds_meeting_goal"] == 1  # 30x at 52%; 10x misses the goal of 20x
+    gb = 1000 * 2**20 / 1e9  # the float32 cache's bytes, read once per epoch
+    assert list(st) == ["kernel", "kernel_bf16"]
+    f32, bf16 = st["kernel"], st["kernel_bf16"]
+    assert f32["ratio"] == [30.0, 10.0] and f32["fraction_of_triad"] == pytest.approx([gb / 1.0 / 2.0, gb / 2.0 / 1.0])
+    assert f32["ratio_quartiles"] == {"median": 20.0, "q1": 15.0, "q3": 25.0}
+    assert f32["rounds_meeting_goal"] == 1  # 30x at 52%; 10x misses the goal of 20x
+    assert bf16["ratio"] == [60.0, 10.0] and bf16["fraction_of_triad"] == pytest.approx([gb / 2.0, gb / 4.0])
+    assert bf16["rounds_meeting_goal"] == 1  # 60x at 52% (half the bytes in half the time); 10x at 13%: no
     s = bench.summary(bench.report([dict(r) for r in ROWS], triad_gbs=2.0, paired_rounds=PAIRED))
-    assert ("in 2 alternating rounds in one process (8 batches of the plain network, 80 of the compiled step (float32 "
-            "cache), a triad each) the compiled step (float32 cache) ran 20.0x the plain network (median; quartiles "
-            "15.0-25.0) at 52% of the round's triad (52%-52%); 1 of 2 rounds met the goal of >= 20x and >= 30%") in s
+    assert ("in 2 alternating rounds in one process (8 batches of the plain network, 80 of each step, a triad each), "
+            "the compiled step (float32 cache) ran "
+            "20.0x the plain network (median; quartiles 15.0-25.0) at 52% of the round's triad (52%-52%), 1 of 2 "
+            "rounds meeting the goal of >= 20x and >= 30%; the compiled step (bfloat16 cache) ran 35.0x the plain "
+            "network (median; quartiles 22.5-47.5) at 39% of the round's triad (33%-46%), 1 of 2 rounds meeting the "
+            "goal") in s
 
 
 def test_paired_alternates_the_order_of_its_rounds(monkeypatch):
@@ -117,23 +126,27 @@ def test_paired_alternates_the_order_of_its_rounds(monkeypatch):
     monkeypatch.setattr(bench, "triad", lambda **kw: calls.append("triad") or (2.0, 3.0))
     monkeypatch.setattr(bench, "_epoch_plain", lambda *a: calls.append("plain"))
     real = bench._cached_batches
-    monkeypatch.setattr(bench, "_cached_batches", lambda *a: calls.append("fast") or real(*a))
-    p = bench.paired("fast", rounds=3, plain_batches=1, fast_batches=2, n=512, hidden=64, device="cpu",
+    monkeypatch.setattr(bench, "_cached_batches", lambda name, *a: calls.append(name) or real(name, *a))
+    p = bench.paired(["fast", "kernel"], rounds=3, plain_batches=1, fast_batches=2, n=512, hidden=64, device="cpu",
                      triad_n=1000, progress=False)
-    assert calls == ["plain", "fast"] + ["plain", "fast", "triad", "triad", "fast", "plain", "plain", "fast", "triad"]
-    assert p["cache_mb"] == 512 * 64 * 4 / 2**20 and len(p["rounds"]) == 3
-    assert all(set(r) == {"plain_s", "fast_s", "triad_gbs", "read_gbs"} and r["fast_s"] > 0 for r in p["rounds"])
+    assert calls == ["plain", "fast", "kernel"] + ["plain", "fast", "kernel", "triad", "triad", "kernel", "fast", "plain",
+                                                   "plain", "fast", "kernel", "triad"]
+    assert p["cache_mb"] == {"fast": 512 * 64 * 4 / 2**20, "kernel": 512 * 64 * 4 / 2**20} and len(p["rounds"]) == 3
+    assert all(set(r) == {"plain_s", "fast_s", "triad_gbs", "read_gbs"} and set(r["fast_s"]) == {"fast", "kernel"}
+               and min(r["fast_s"].values()) > 0 for r in p["rounds"])
 
 
 def test_paired_on_a_tiny_shape_times_both_and_the_bandwidth():
-    p = bench.paired("fast_bf16", rounds=2, plain_batches=1, fast_batches=1, n=512, hidden=64, device="cpu",
+    p = bench.paired(["fast_bf16"], rounds=2, plain_batches=1, fast_batches=1, n=512, hidden=64, device="cpu",
                      triad_n=100_000, progress=False)
-    assert p["variant"] == "fast_bf16" and p["cache_mb"] == 512 * 64 * 2 / 2**20 and p["cache_device"] == "cpu"
-    assert all(r[k] > 0 for r in p["rounds"] for k in ("plain_s", "fast_s", "triad_gbs", "read_gbs"))
+    assert p["variants"] == ["fast_bf16"] and p["cache_mb"] == {"fast_bf16": 512 * 64 * 2 / 2**20}
+    assert p["cache_device"] == {"fast_bf16": "cpu"}
+    assert all(r[k] > 0 for r in p["rounds"] for k in ("plain_s", "triad_gbs", "read_gbs"))
+    assert all(r["fast_s"]["fast_bf16"] > 0 for r in p["rounds"])
     with pytest.raises(ValueError, match=r"unknown variant 'full': use one of \('fast', "):  # not a fast path
-        bench.paired("full", rounds=1)
+        bench.paired(["kernel", "full"], rounds=1)
     with pytest.raises(ValueError, match="variant 'kernel' is the CPU kernel: run it with --device cpu"):
-        bench.paired("kernel", rounds=1, device="cuda")  # refused before any work, with or without a GPU here
+        bench.paired(["kernel"], rounds=1, device="cuda")  # refused before any work, with or without a GPU here
 
 
 def test_provenance_names_the_run_its_commit_and_machine():
@@ -177,13 +190,13 @@ def test_written_json_is_what_the_reproducing_chapter_reads(tmp_path, monkeypatc
     monkeypatch.setattr(bench, "run_variant", lambda v, full_batches, n, hidden, device: fake[v])
     monkeypatch.setattr(bench, "triad", lambda device: (2.0, 3.0))
     asked = []
-    monkeypatch.setattr(bench, "paired", lambda name, rounds, **kw: asked.append((name, rounds, kw)) or PAIRED)
+    monkeypatch.setattr(bench, "paired", lambda names, rounds, **kw: asked.append((names, rounds, kw)) or PAIRED)
     out = tmp_path / "bench.json"
     bench.main(["--variants", "plain", "fast", "--n", "512", "--hidden", "64", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "fastest bias-only path: bias-only, cache + PyTorch step, 2.00 s/epoch, 10.0x the plain" in printed
     assert "triad" in printed and f"written {out}" in printed and "in 2 alternating rounds" in printed
-    assert asked == [("fast", bench.PAIRED_ROUNDS, {"n": 512, "hidden": 64, "device": "auto"})]  # no kernel timed
+    assert asked == [(["fast"], bench.PAIRED_ROUNDS, {"n": 512, "hidden": 64, "device": "auto"})]  # no kernel timed
     rep = json.loads(out.read_text())
     assert rep["shape"]["hidden"] == 64 and rep["triad_gbs"] == 2.0 and rep["read_gbs"] == 3.0
     assert rep["paired"] == PAIRED
@@ -191,6 +204,10 @@ def test_written_json_is_what_the_reproducing_chapter_reads(tmp_path, monkeypatc
     bench.main(["--variants", "plain", "fast", "--paired-rounds", "0", "--n", "512", "--hidden", "64",
                 "--out", str(out)])
     assert len(asked) == 1 and json.loads(out.read_text())["paired"] is None  # no plain network, or 0 rounds: none
+    fake |= {"kernel": _row("kernel", 1.0, cache_mb=1000.0), "kernel_bf16": _row("kernel_bf16", 0.8, cache_mb=500.0)}
+    for variants, asks in ((["kernel", "kernel_bf16"], ["kernel", "kernel_bf16"]), (["kernel_bf16"], ["kernel_bf16"])):
+        bench.main(["--variants", "plain", "fast", *variants, "--n", "512", "--hidden", "64", "--out", str(out)])
+        assert asked[-1][0] == asks  # the compiled steps where they were timed, not the PyTorch ones
     t = bench.table(rep)
     assert list(t["way of training"]) == [bench.WHAT["plain"], bench.WHAT["fast"]]
     assert t.loc[1, "× plain"] == "10.0" and t.loc[1, "of the triad"] == "26%" and t.loc[0, "GB/s read"] == ""

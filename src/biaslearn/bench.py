@@ -16,9 +16,10 @@ STREAM-like triad a = b + s c measures in the same run (``triad``: 2 reads + 1 w
 the summary also sets it beside a read-only sum, the like-for-like reference for a loop that only reads.
 Each variant's process also times a fixed probe (``probe``) first and last: their spread over the run says how much
 the machine's speed differed between those moments (not what it did in between).
-Then ``paired`` runs the plain network and the compiled step (the PyTorch one on a GPU) in one process, in short
-rounds of alternating order, each beside a triad: the median over rounds of their ratio, and of the step's share of
-its round's triad, are the comparison a shared machine's changing speed disturbs least (``paired_stats``).
+Then ``paired`` runs the plain network and the compiled steps, over a float32 and a bfloat16 cache (the PyTorch steps
+on a GPU), in one process, in short rounds of alternating order, each beside a triad: the median over rounds of each
+step's ratio to the plain network, and of its share of its round's triad, are the comparison a shared machine's
+changing speed disturbs least (``paired_stats``). That process holds both caches (1.5 times the float32 one).
 
 Each variant runs in its own process so that its peak resident memory (host RSS, ``peak_mb``) is its
 own; ``own_mb`` is the peak less the process's memory just before the cache was built (the fast path's
@@ -54,6 +55,7 @@ TRIAD_N = 100_000_000      # float32 elements per triad array (400 MB each: far 
 PROBE_N, PROBE_REPEATS = 1024, 5  # the probe: a PROBE_N x PROBE_N float32 matrix product, median of 5
 PAIRED_ROUNDS = 15          # paired: rounds of the plain network and the compiled step in one process, in alternating
 PAIRED_BATCHES = (8, 80)    # order, of this many batches each (about 1.5 and 0.7 s at the paper's shape on 2 cores)
+PAIRED = ("kernel", "kernel_bf16")  # what paired times against the plain network (on a GPU: "fast", "fast_bf16")
 GOAL = (20.0, 0.30)         # the fast path's goal at the paper's shape: >= 20x the plain network, >= 30% of the triad
 OUT = Path(__file__).resolve().parents[2] / "book" / "bench.json"  # <repository>/book/bench.json
 
@@ -233,24 +235,32 @@ def run_variant(name: str, full_batches: int, n: int = N, hidden: int = H, devic
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def paired(name: str = "kernel", rounds: int = PAIRED_ROUNDS, plain_batches: int = PAIRED_BATCHES[0],
+def paired(names=PAIRED, rounds: int = PAIRED_ROUNDS, plain_batches: int = PAIRED_BATCHES[0],
            fast_batches: int = PAIRED_BATCHES[1], n: int = N, hidden: int = H, device: str = "auto",
            triad_n: int = TRIAD_N, progress: bool = True) -> dict:
-    """The plain network and fast variant ``name`` in one process, in ``rounds`` short rounds that alternate their
-    order, each beside a triad: a slow spell of a shared machine then falls on both sides of the rounds it lasts, not on
-    one side of the comparison. Per round, seconds per epoch of each (from its ``plain_batches`` or ``fast_batches``
-    batches) and the triad's and read-only sum's bandwidth (GB/s); ``paired_stats`` gives the ratios."""
-    dev = _check(name, CACHED, device)  # a fast variant, against the plain network
-    x, y, model, opt = _setup(name, n, hidden, dev)  # one bias-only network, trained by both steps in turn
-    _compile(name, hidden, model)
-    arrays = triad_arrays(triad_n, device)  # before the cache, so that where it goes counts them (on a GPU)
-    P = _project(name, x, model, dev)
-    work, out = {}, []
+    """The plain network and the fast variants ``names`` in one process, in ``rounds`` short rounds that alternate
+    their order, each beside a triad: a slow spell of a shared machine then falls on every side of the rounds it lasts,
+    not on one side of the comparison. Per round, seconds per epoch of each (from its ``plain_batches`` or
+    ``fast_batches`` batches) and the triad's and read-only sum's bandwidth (GB/s); ``paired_stats`` gives the ratios."""
+    names = list(names)
+    dev = [_check(name, CACHED, device) for name in names][0]  # fast variants, against the plain network
+    x, y, model, opt = _setup(names[0], n, hidden, dev)  # one bias-only network, trained by every step in turn
+    for name in names:
+        _compile(name, hidden, model)
+    arrays = triad_arrays(triad_n, device)  # before the caches, so that where they go counts them (on a GPU)
+    caches = {}  # one cache per dtype, shared by the variants that read it
+    for name in names:
+        if _dtype(name) not in caches:
+            caches[_dtype(name)] = _project(name, x, model, dev)
+    P = {name: caches[_dtype(name)] for name in names}
+    work, out = {name: {} for name in names}, []
     _epoch_plain(model, x, y, opt, 1)  # a first batch of each, not kept (first touches, the allocator's first calls)
-    _cached_batches(name, P, y, model, opt, dev, n, 1, work)
-    for r in tqdm(range(rounds), desc=f"paired rounds, plain / {name}", disable=not progress):
-        row = {}
-        for what in ("plain", name, "triad") if r % 2 == 0 else ("triad", name, "plain"):
+    for name in names:
+        _cached_batches(name, P[name], y, model, opt, dev, n, 1, work[name])
+    order = ["plain", *names, "triad"]
+    for r in tqdm(range(rounds), desc=f"paired rounds, plain / {' / '.join(names)}", disable=not progress):
+        row = {"fast_s": {}}
+        for what in order if r % 2 == 0 else order[::-1]:
             if what == "triad":
                 row["triad_gbs"], row["read_gbs"] = triad(repeats=2, device=device, arrays=arrays)
             elif what == "plain":
@@ -258,22 +268,26 @@ def paired(name: str = "kernel", rounds: int = PAIRED_ROUNDS, plain_batches: int
                 _epoch_plain(model, x, y, opt, plain_batches)
                 row["plain_s"] = per_epoch(runtime.clock(dev) - t0, plain_batches, n)
             else:
-                row["fast_s"] = per_epoch(_cached_batches(name, P, y, model, opt, dev, n, fast_batches, work),
-                                          fast_batches, n)
+                row["fast_s"][what] = per_epoch(_cached_batches(what, P[what], y, model, opt, dev, n, fast_batches,
+                                                                work[what]), fast_batches, n)
         out.append(row)
-    return {"variant": name, "plain_batches": plain_batches, "fast_batches": fast_batches,
-            "cache_mb": _mb(P), "cache_device": str(P.device), "rounds": out}
+    return {"variants": names, "plain_batches": plain_batches, "fast_batches": fast_batches,
+            "cache_mb": {name: _mb(P[name]) for name in names},
+            "cache_device": {name: str(P[name].device) for name in names}, "rounds": out}
 
 
 def paired_stats(p: dict) -> dict:
-    """Per round of ``paired``: the fast path's speed-up over the plain network and its share of that round's triad
-    (the cache's bytes, read once, over its epoch); their medians and quartiles, and how many rounds meet GOAL."""
-    ratio = [r["plain_s"] / r["fast_s"] for r in p["rounds"]]
-    share = [gbs(p["cache_mb"], r["fast_s"]) / r["triad_gbs"] for r in p["rounds"]]
+    """Per variant of ``paired`` and per round: its speed-up over the plain network and its share of that round's
+    triad (its cache's bytes, read once, over its epoch); their medians and quartiles, and how many rounds meet GOAL."""
     quartiles = lambda v: dict(zip(("median", "q1", "q3"), median_iqr(v)))  # noqa: E731
-    return {"ratio": ratio, "fraction_of_triad": share, "ratio_quartiles": quartiles(ratio),
-            "fraction_quartiles": quartiles(share),
-            "rounds_meeting_goal": sum(a >= GOAL[0] and f >= GOAL[1] for a, f in zip(ratio, share))}
+    stats = {}
+    for name in p["variants"]:
+        ratio = [r["plain_s"] / r["fast_s"][name] for r in p["rounds"]]
+        share = [gbs(p["cache_mb"][name], r["fast_s"][name]) / r["triad_gbs"] for r in p["rounds"]]
+        stats[name] = {"ratio": ratio, "fraction_of_triad": share, "ratio_quartiles": quartiles(ratio),
+                       "fraction_quartiles": quartiles(share),
+                       "rounds_meeting_goal": sum(a >= GOAL[0] and f >= GOAL[1] for a, f in zip(ratio, share))}
+    return stats
 
 
 def speedup(rows: list[dict], name: str = "fast") -> float | None:
@@ -370,14 +384,17 @@ def summary(rep: dict) -> str:
         if rep.get("read_gbs"):
             s += f" ({r['effective_gbs'] / rep['read_gbs']:.0%} of a read-only sum's {rep['read_gbs']:.1f} GB/s)"
     if rep.get("paired"):
-        p = rep["paired"]
-        st, step = paired_stats(p), STEP[p["variant"]]
-        a, f = st["ratio_quartiles"], st["fraction_quartiles"]
-        s += (f"; in {len(p['rounds'])} alternating rounds in one process ({p['plain_batches']} batches of the plain "
-              f"network, {p['fast_batches']} of the {step}, a triad each) the {step} ran {a['median']:.1f}x the plain "
-              f"network (median; quartiles {a['q1']:.1f}-{a['q3']:.1f}) at {f['median']:.0%} of the round's triad "
-              f"({f['q1']:.0%}-{f['q3']:.0%}); {st['rounds_meeting_goal']} of {len(p['rounds'])} rounds met the goal "
-              f"of >= {GOAL[0]:.0f}x and >= {GOAL[1]:.0%}")
+        p, n = rep["paired"], len(rep["paired"]["rounds"])
+        s += (f"; in {n} alternating rounds in one process ({p['plain_batches']} batches of the plain network, "
+              f"{p['fast_batches']} of each step, a triad each), ")
+        each = []
+        for v, st in paired_stats(p).items():
+            a, f = st["ratio_quartiles"], st["fraction_quartiles"]
+            each.append(f"the {STEP[v]} ran {a['median']:.1f}x the plain network (median; quartiles {a['q1']:.1f}-"
+                        f"{a['q3']:.1f}) at {f['median']:.0%} of the round's triad ({f['q1']:.0%}-{f['q3']:.0%}), "
+                        f"{st['rounds_meeting_goal']} of {n} rounds meeting the goal of >= {GOAL[0]:.0f}x and >= "
+                        f"{GOAL[1]:.0%}")
+        s += "; ".join(each)
     span = probe_range(rep)
     if span:
         lo, hi = span
@@ -423,8 +440,8 @@ def main(argv=None):
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: cuda when present, else cpu)")
     ap.add_argument("--out", default=str(OUT), help="where to write the report (default: book/bench.json)")
     ap.add_argument("--paired-rounds", type=int, default=PAIRED_ROUNDS,
-                    help="rounds of the plain network against the compiled step (the PyTorch step where it cannot "
-                         "run) in one process (0: none)")
+                    help="rounds of the plain network against the compiled steps, float32 and bfloat16 caches (the "
+                         "PyTorch steps where they cannot run), in one process (0: none)")
     a = ap.parse_args(argv)
     if a.variant:  # child process: one variant, one JSON line
         print(json.dumps(variant(a.variant, a.full_batches, a.n, a.hidden, a.device)))
@@ -440,9 +457,9 @@ def main(argv=None):
     for v in variants:
         rows.append(run_variant(v, a.full_batches, a.n, a.hidden, a.device))
         print(line(rows[-1], rows, triad_gbs), flush=True)
-    pair = next((v for v in ("kernel", "fast") if v in variants), None) if "plain" in variants else None
-    rounds = None if not (pair and a.paired_rounds) else paired(pair, a.paired_rounds, n=a.n, hidden=a.hidden,
-                                                                 device=a.device)
+    pair = [v for v in PAIRED if v in variants] or [v for v in ("fast", "fast_bf16") if v in variants]
+    rounds = (paired(pair, a.paired_rounds, n=a.n, hidden=a.hidden, device=a.device)
+              if pair and "plain" in variants and a.paired_rounds else None)
     rep = report(rows, a.n, a.hidden, load, a.device, triad_gbs, read_gbs, rounds)
     print(f"{summary(rep)} (load average at start {load:.1f})")
     if a.out:
