@@ -151,3 +151,26 @@ def test_computing_with_the_data_absent_lists_the_runs_instead_of_crashing(tmp_p
     text = "".join("".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", []))
     text = " ".join(text.split())  # notes are folded to the page's width
     assert "data set 'mnist' not on this machine (python -m biaslearn.data download mnist)" in text
+
+
+def test_printed_notes_are_folded_to_the_pages_column():
+    """report.say folds a note to report.WIDTH characters, so the page shows its lines as printed (a line wider than
+    the output box is wrapped again by the browser, raggedly); a shell command is folded with " \\" continuations
+    and still pastes as one command."""
+    from biaslearn import report
+    text = " ".join(f"word{i}" for i in range(60))
+    folded = report.wrap(text).splitlines()
+    assert len(folded) > 1 and max(map(len, folded)) <= report.WIDTH and " ".join(folded) == text
+    assert report.wrap("  short line\n  another") == "  short line\n  another"
+    command = "  python -m biaslearn.experiments " + " ".join(f"--option{i} value{i}" for i in range(12))
+    lines = report.wrap(command).splitlines()
+    assert len(lines) > 1 and max(map(len, lines)) <= report.WIDTH and all(ln.endswith(" \\") for ln in lines[:-1])
+    assert " ".join(ln.removesuffix(" \\").strip() for ln in lines) == command.strip()
+    wide = []  # the committed chapters' printed lines wider than WIDTH that had a space to fold at
+    for chapter in NOTEBOOKS:
+        for cell in json.loads((REPO / f"{chapter}.ipynb").read_text())["cells"]:
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "stream" and o.get("name") == "stdout":
+                    wide += [f"{chapter}: {ln}" for ln in "".join(o["text"]).splitlines()
+                             if len(ln) > report.WIDTH and " " in ln.strip()]
+    assert not wide, "printed wider than report.WIDTH (print with report.say):\n" + "\n".join(wide[:10])

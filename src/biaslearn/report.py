@@ -46,7 +46,7 @@ def missing(df) -> str:
     return "\n".join(lines)
 
 
-WIDTH = 100  # characters: a printed line no wider than this does not wrap on the page
+WIDTH = 80  # characters: a printed line no wider than this does not wrap on the page (its output box holds about 85)
 
 
 def wrap(text: str, width: int = WIDTH) -> str:
