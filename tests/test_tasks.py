@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from biaslearn import fixedpoints as fp
-from biaslearn import nets, tasks
+from biaslearn import nets, report, tasks
 from biaslearn.config import ConfigError
 
 
@@ -218,5 +218,6 @@ def test_the_chapter_tables_summarise_stored_runs_and_say_what_is_missing():
     assert len(done) == 3 and tasks.steps_ratio(done) == pytest.approx(10 ** 1.5)
     t = tasks.by_width(done, "score", ("bias", "full"))
     assert t.loc[0, "bias: median [IQR]"] == "0.600 [0.550 to 0.650]" and t.loc[0, "full: every seed"] == "0.9"
-    assert tasks.med_iqr([]) == "-" and tasks.stored(pd.DataFrame()).empty
+    assert report.med_iqr([]) == "-" and tasks.stored(pd.DataFrame()).empty
+    assert report.med_iqr([1.0, float("nan"), 2.0, 3.0, None], 1) == "2.0 [1.5 to 2.5]"  # NaN and None left out
     assert "tasks_selection --scale paper" in tasks.status(pd.DataFrame(), "reach")

@@ -89,6 +89,13 @@ def median_iqr(values) -> tuple[float, float, float, int]:
     return float(med), float(q1), float(q3), len(v)
 
 
+def med_iqr(values, digits: int = 3) -> str:
+    """Median and interquartile range of some values as text, "median [q1 to q3]" (NaN and None left out), or "-" if
+    there are none."""
+    med, q1, q3, n = median_iqr(values)
+    return f"{med:.{digits}f} [{q1:.{digits}f} to {q3:.{digits}f}]" if n else "-"
+
+
 def num(v: float, digits: int = 4) -> str:
     """A score with ``digits`` decimals, or in scientific notation beyond ±1,000 (a network that blew up)."""
     return f"{v:.{digits}f}" if abs(v) < 1e3 else f"{v:.1e}"

@@ -10,7 +10,7 @@ motor control (centre-out reaching with a point mass). The reviewers' question (
     TaskConfig, run(cfg)          one run: a nets.RandomRNN trained by Adam on fresh trials, scored on held-out
                                   trials (flip-flop: plus its fixed points, fixedpoints.rnn_fixed_points)
     forward(net, x)               net(x) through PyTorch's fused ReLU RNN kernel (tested against nets.RandomRNN)
-    stored, status, selection, by_width, med_iqr, steps_ratio    what the chapter reads from collected runs
+    stored, status, selection, by_width, steps_ratio  what the chapter reads from collected runs
 
 Trials come from the generator (seed, "<task>/<split>"): "train" (a fresh batch every step), "val" (choosing
 learning rates; also the curve) and "test" (the scores). Every network is nets.RandomRNN with Gaussian weights
@@ -420,12 +420,6 @@ def status(df, preset: str) -> str:
             f"  python -m biaslearn.experiments {preset} --scale paper")
 
 
-def med_iqr(values, digits: int = 3) -> str:
-    """Median and interquartile range of some values as text, "median [q1 to q3]", or "-" if there are none."""
-    med, q1, q3, n = report.median_iqr(values)
-    return f"{med:.{digits}f} [{q1:.{digits}f} to {q3:.{digits}f}]" if n else "-"
-
-
 def by_width(done, metric: str, modes, digits: int = 3):
     """A table: a row per width, for each mode the median [IQR] of ``metric`` over seeds and every seed's value."""
     import pandas as pd
@@ -436,7 +430,7 @@ def by_width(done, metric: str, modes, digits: int = 3):
         for m in modes:
             v = done[(done["n_hidden"] == n) & (done["mode"] == m)].sort_values("seed")
             vals = v[metric].tolist() if metric in v else []
-            row[f"{m}: median [IQR]"] = med_iqr(vals, digits)
+            row[f"{m}: median [IQR]"] = report.med_iqr(vals, digits)
             row[f"{m}: every seed"] = ", ".join(f"{x:.{digits}g}" for x in vals) or "-"
         rows.append(row)
     return pd.DataFrame(rows)
