@@ -125,13 +125,16 @@ def test_paired_alternates_the_order_of_its_rounds(monkeypatch):
     calls = []
     monkeypatch.setattr(bench, "triad", lambda **kw: calls.append("triad") or (2.0, 3.0))
     monkeypatch.setattr(bench, "_epoch_plain", lambda *a: calls.append("plain"))
-    real = bench._cached_batches
+    real, projected = bench._cached_batches, []
+    real_project = bench._project
+    monkeypatch.setattr(bench, "_project", lambda name, *a: projected.append(name) or real_project(name, *a))
     monkeypatch.setattr(bench, "_cached_batches", lambda name, *a: calls.append(name) or real(name, *a))
     p = bench.paired(["fast", "kernel"], rounds=3, plain_batches=1, fast_batches=2, n=512, hidden=64, device="cpu",
                      triad_n=1000, progress=False)
     assert calls == ["plain", "fast", "kernel"] + ["plain", "fast", "kernel", "triad", "triad", "kernel", "fast", "plain",
                                                    "plain", "fast", "kernel", "triad"]
     assert p["cache_mb"] == {"fast": 512 * 64 * 4 / 2**20, "kernel": 512 * 64 * 4 / 2**20} and len(p["rounds"]) == 3
+    assert projected == ["fast"]  # one float32 cache, read by both steps
     assert all(set(r) == {"plain_s", "fast_s", "triad_gbs", "read_gbs"} and set(r["fast_s"]) == {"fast", "kernel"}
                and min(r["fast_s"].values()) > 0 for r in p["rounds"])
 
@@ -144,7 +147,9 @@ def test_paired_on_a_tiny_shape_times_both_and_the_bandwidth():
     assert all(r[k] > 0 for r in p["rounds"] for k in ("plain_s", "triad_gbs", "read_gbs"))
     assert all(r["fast_s"]["fast_bf16"] > 0 for r in p["rounds"])
     with pytest.raises(ValueError, match=r"unknown variant 'full': use one of \('fast', "):  # not a fast path
-        bench.paired(["kernel", "full"], rounds=1)
+        bench.paired(["fast", "full"], rounds=1)
+    with pytest.raises(ValueError, match="paired needs at least one fast variant"):
+        bench.paired([], rounds=1)
     with pytest.raises(ValueError, match="variant 'kernel' is the CPU kernel: run it with --device cpu"):
         bench.paired(["kernel"], rounds=1, device="cuda")  # refused before any work, with or without a GPU here
 
@@ -206,7 +211,8 @@ def test_written_json_is_what_the_reproducing_chapter_reads(tmp_path, monkeypatc
     assert len(asked) == 1 and json.loads(out.read_text())["paired"] is None  # no plain network, or 0 rounds: none
     fake |= {"kernel": _row("kernel", 1.0, cache_mb=1000.0), "kernel_bf16": _row("kernel_bf16", 0.8, cache_mb=500.0)}
     for variants, asks in ((["kernel", "kernel_bf16"], ["kernel", "kernel_bf16"]), (["kernel_bf16"], ["kernel_bf16"])):
-        bench.main(["--variants", "plain", "fast", *variants, "--n", "512", "--hidden", "64", "--out", str(out)])
+        bench.main(["--variants", "plain", "fast", *variants, "--n", "512", "--hidden", "64", "--out", str(out),
+                    "--device", "cpu"])
         assert asked[-1][0] == asks  # the compiled steps where they were timed, not the PyTorch ones
     t = bench.table(rep)
     assert list(t["way of training"]) == [bench.WHAT["plain"], bench.WHAT["fast"]]

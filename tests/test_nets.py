@@ -202,7 +202,7 @@ def test_the_compiled_step_leaves_torchs_thread_count_as_it_was():
 def test_fast_path_equals_autograd(out_bias, step, setting, n_out, monkeypatch):
     """Both fused cached-projection steps give autograd's loss and bias gradient: train.bias_step (PyTorch, in
     slices of ``setting`` rows) and kernel.bias_step (numba, one pass over the cache, on ``setting`` threads; its
-    rows 4 at a time with the last few one by one, its columns in pieces of 64 here, the last one shorter)."""
+    rows 2 at a time with the last few one by one, its columns in pieces of 64 here, the last one shorter)."""
     from biaslearn import kernel
     monkeypatch.setattr(kernel, "CHUNK", 64)
     model = nets.RandomMLP(30, 200, n_out, "bias", seed=2, out_bias=out_bias)

@@ -53,9 +53,9 @@ VARIANTS = ("plain", "fast", "fast_bf16", "kernel", "kernel_bf16", "full", "full
 CACHED = ("fast", "fast_bf16", "kernel", "kernel_bf16")  # the bias-only fast paths, over a cached projection
 TRIAD_N = 100_000_000      # float32 elements per triad array (400 MB each: far beyond any CPU cache)
 PROBE_N, PROBE_REPEATS = 1024, 5  # the probe: a PROBE_N x PROBE_N float32 matrix product, median of 5
-PAIRED_ROUNDS = 15          # paired: rounds of the plain network and the compiled step in one process, in alternating
-PAIRED_BATCHES = (8, 80)    # order, of this many batches each (about 1.5 and 0.7 s at the paper's shape on 2 cores)
-PAIRED = ("kernel", "kernel_bf16")  # what paired times against the plain network (on a GPU: "fast", "fast_bf16")
+PAIRED_ROUNDS = 15          # paired: rounds of the plain network and the fast steps in one process, in alternating
+PAIRED_BATCHES = (8, 80)    # order, of this many batches each (about 1.2 and 0.6-0.7 s at the paper's shape on 2 cores)
+PAIRED = {"cpu": ("kernel", "kernel_bf16"), "gpu": ("fast", "fast_bf16")}  # what main pairs with the plain network
 GOAL = (20.0, 0.30)         # the fast path's goal at the paper's shape: >= 20x the plain network, >= 30% of the triad
 OUT = Path(__file__).resolve().parents[2] / "book" / "bench.json"  # <repository>/book/bench.json
 
@@ -235,7 +235,7 @@ def run_variant(name: str, full_batches: int, n: int = N, hidden: int = H, devic
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def paired(names=PAIRED, rounds: int = PAIRED_ROUNDS, plain_batches: int = PAIRED_BATCHES[0],
+def paired(names=PAIRED["cpu"], rounds: int = PAIRED_ROUNDS, plain_batches: int = PAIRED_BATCHES[0],
            fast_batches: int = PAIRED_BATCHES[1], n: int = N, hidden: int = H, device: str = "auto",
            triad_n: int = TRIAD_N, progress: bool = True) -> dict:
     """The plain network and the fast variants ``names`` in one process, in ``rounds`` short rounds that alternate
@@ -243,7 +243,10 @@ def paired(names=PAIRED, rounds: int = PAIRED_ROUNDS, plain_batches: int = PAIRE
     not on one side of the comparison. Per round, seconds per epoch of each (from its ``plain_batches`` or
     ``fast_batches`` batches) and the triad's and read-only sum's bandwidth (GB/s); ``paired_stats`` gives the ratios."""
     names = list(names)
-    dev = [_check(name, CACHED, device) for name in names][0]  # fast variants, against the plain network
+    if not names:
+        raise ValueError(f"paired needs at least one fast variant: some of {CACHED}")
+    for name in names:  # fast variants, against the plain network; each checked before any work
+        dev = _check(name, CACHED, device)
     x, y, model, opt = _setup(names[0], n, hidden, dev)  # one bias-only network, trained by every step in turn
     for name in names:
         _compile(name, hidden, model)
@@ -441,7 +444,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(OUT), help="where to write the report (default: book/bench.json)")
     ap.add_argument("--paired-rounds", type=int, default=PAIRED_ROUNDS,
                     help="rounds of the plain network against the compiled steps, float32 and bfloat16 caches (the "
-                         "PyTorch steps where they cannot run), in one process (0: none)")
+                         "PyTorch steps where they cannot run), in one process, which holds both caches (0: none)")
     a = ap.parse_args(argv)
     if a.variant:  # child process: one variant, one JSON line
         print(json.dumps(variant(a.variant, a.full_batches, a.n, a.hidden, a.device)))
@@ -457,9 +460,9 @@ def main(argv=None):
     for v in variants:
         rows.append(run_variant(v, a.full_batches, a.n, a.hidden, a.device))
         print(line(rows[-1], rows, triad_gbs), flush=True)
-    pair = [v for v in PAIRED if v in variants] or [v for v in ("fast", "fast_bf16") if v in variants]
+    pair = [v for v in PAIRED["cpu"] if v in variants] or [v for v in PAIRED["gpu"] if v in variants]
     rounds = (paired(pair, a.paired_rounds, n=a.n, hidden=a.hidden, device=a.device)
-              if pair and "plain" in variants and a.paired_rounds else None)
+              if pair and "plain" in variants and a.paired_rounds > 0 else None)
     rep = report(rows, a.n, a.hidden, load, a.device, triad_gbs, read_gbs, rounds)
     print(f"{summary(rep)} (load average at start {load:.1f})")
     if a.out:

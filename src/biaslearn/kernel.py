@@ -17,7 +17,8 @@ contiguous and vectorises (a 2-d slice it cannot). The batch's rows are split ov
 gradient row (summed at the end in a fixed order: the same numbers for the same thread count). A bfloat16 cache is
 read as its 16 bits and widened in the loop, in registers (``widen``: a bfloat16 is the top half of a float32). The
 loops over the K outputs and R rows are written out (``_source``) so that each sum stays in a register; numba compiles
-them once per K and cache dtype, on first use (a few seconds). The sums may be reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows a NaN loss.
+them once per K and cache dtype, on first use (a few seconds). The sums may be reassociated (vectorised) but NaN and
+infinity keep their meaning, so a network that blew up still shows a NaN loss.
 On a CPU with AVX-512 the loops use 512-bit vectors (``wide_vectors``): LLVM's default for many Intel models is 256-bit
 ones, which took 1.04-1.41 times as long here (8 pairs of runs, median 1.12). The vector width sets the order of the
 forward sums, so the last bits of the loss and gradient depend on it (the gradient test in tests/test_nets.py holds at
@@ -56,7 +57,8 @@ import torch.nn.functional as F
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # LLVM's fast-math flags without "no NaN" / "no infinity"
 R = 2          # rows at a time: each pass over W_out (K x H, from the CPU's cache) serves R rows
                # (4 rows' sums spill out of the registers)
-CHUNK = 2048   # columns at a time in the forward loop (the logits' sums are added up piece by piece)
+CHUNK = 2048   # columns at a time in the forward loop: the logits' sums are added up piece by piece, so the pieces set
+               # the last bits of the loss and gradient (the stored feedforward_kernel runs used 2048)
 
 
 def _tree(terms: list[str]) -> str:
@@ -70,7 +72,8 @@ def _tree(terms: list[str]) -> str:
 
 def _source(K: int, R: int) -> str:
     """The forward loop over one piece of R rows and the backward loop over R whole rows, for K outputs, and the
-    call that feeds the forward loop R rows of the cache (the loop reads columns j0..j1), as Python source for numba (each sum in a register)."""
+    call that feeds the forward loop columns j0..j1 of R rows of the cache, as Python source for numba (each sum in a
+    register)."""
     ks, rs = range(K), range(R)
     ps = ", ".join(f"p{q}" for q in rs)
     return "\n".join([
@@ -130,6 +133,9 @@ def _compiled(K: int):
 
     @intrinsic
     def widen(typingctx, bits):             # a bfloat16 cache's element (its int16 bits) as a float32, exactly:
+        if bits != numba.int16:             # (anything else is refused when numba compiles, not cast)
+            return None
+
         def codegen(context, builder, sig, args):  # the bits shifted into the top half, read as a float32
             i32 = ir.IntType(32)
             return builder.bitcast(builder.shl(builder.zext(args[0], i32), ir.Constant(i32, 16)), ir.FloatType())
