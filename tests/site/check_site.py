@@ -112,7 +112,7 @@ def check_page(context, base: str, page: str, shots: Path) -> tuple[list[str], l
     # Provenance: a figure's cell (or the next) prints which runs it shows (report.provenance).
     bare = p.evaluate(r"""() => [...document.querySelectorAll('div.cell')].filter(c =>
         c.querySelector('.cell_output img')).filter(c => {
-          const next = c.nextElementSibling, re = /\d+\s+runs?,\s+seeds|No runs stored|Computed\s+while\s+this\s+page\s+was\s+built|From\s+make\s+bench/;  // notes fold at 100 characters
+          const next = c.nextElementSibling, re = /\d+\s+runs?,\s+seeds|No runs stored|Computed\s+while\s+this\s+page\s+was\s+built|From\s+make\s+bench/;  // notes are folded (report.WIDTH)
           return !re.test(c.innerText) && !(next && next.matches('div.cell') && re.test(next.innerText));
         }).map(c => { let h = c.previousElementSibling;
           while (h && !/^H[1-4]$/.test(h.tagName) && !h.querySelector('h1,h2,h3,h4')) h = h.previousElementSibling;
@@ -120,6 +120,19 @@ def check_page(context, base: str, page: str, shots: Path) -> tuple[list[str], l
           return t.replace(/[#¶]/g, '').trim(); })""")
     for heading in bare:
         fail.append(f"figure without a provenance line (count, seeds, commit, hardware, time), after '{heading[:60]}'")
+
+    # Printed notes: a line wider than its output box is wrapped again by the browser, raggedly (report.say folds
+    # them to report.WIDTH characters, which must fit the box).
+    wide = p.evaluate(r"""() => { const ctx = document.createElement('canvas').getContext('2d'), out = [];
+        for (const pre of document.querySelectorAll('.cell_output .output pre')) {
+          const s = getComputedStyle(pre); ctx.font = s.font;
+          const fit = Math.floor((pre.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight))
+                                 / (ctx.measureText('M'.repeat(100)).width / 100));
+          const long = pre.innerText.split('\n').filter(l => l.length > fit && /\s/.test(l.trim()));
+          if (long.length) out.push([fit, long.length, long[0]]);
+        } return out; }""")
+    for fit, n, line in wide:
+        fail.append(f"{n} printed line(s) wider than the output box's {fit} characters, wrapped again: '{line[:60]}...'")
 
     # Cell outputs: errors and tracebacks (stderr is a warning).
     for el in p.locator(ERRORS).all():
