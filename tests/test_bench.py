@@ -95,7 +95,7 @@ def test_the_probe_shows_how_much_the_machines_speed_moved():
     assert list(bench.table(rep)["probe, first / last (ms)"]) == ["30 / 45", "20 / 22", ""]
 
 
-PAIRED = {"variants": ["kernel", "kernel_bf16"], "plain_batches": 8, "fast_batches": 80,
+PAIRED_REPORT = {"variants": ["kernel", "kernel_bf16"], "plain_batches": 8, "fast_batches": 80,
           "cache_mb": {"kernel": 1000.0, "kernel_bf16": 500.0},
           "rounds": [{"plain_s": 30.0, "fast_s": {"kernel": 1.0, "kernel_bf16": 0.5}, "triad_gbs": 2.0, "read_gbs": 3.0},
                      {"plain_s": 20.0, "fast_s": {"kernel": 2.0, "kernel_bf16": 2.0}, "triad_gbs": 1.0,
@@ -103,7 +103,7 @@ PAIRED = {"variants": ["kernel", "kernel_bf16"], "plain_batches": 8, "fast_batch
 
 
 def test_paired_stats_are_per_round_ratios_and_shares_of_that_rounds_triad():
-    st = bench.paired_stats(PAIRED)
+    st = bench.paired_stats(PAIRED_REPORT)
     gb = 1000 * 2**20 / 1e9  # the float32 cache's bytes, read once per epoch
     assert list(st) == ["kernel", "kernel_bf16"]
     f32, bf16 = st["kernel"], st["kernel_bf16"]
@@ -112,7 +112,7 @@ def test_paired_stats_are_per_round_ratios_and_shares_of_that_rounds_triad():
     assert f32["rounds_meeting_goal"] == 1  # 30x at 52%; 10x misses the goal of 20x
     assert bf16["ratio"] == [60.0, 10.0] and bf16["fraction_of_triad"] == pytest.approx([gb / 2.0, gb / 4.0])
     assert bf16["rounds_meeting_goal"] == 1  # 60x at 52% (half the bytes in half the time); 10x at 13%: no
-    s = bench.summary(bench.report([dict(r) for r in ROWS], triad_gbs=2.0, paired_rounds=PAIRED))
+    s = bench.summary(bench.report([dict(r) for r in ROWS], triad_gbs=2.0, paired_rounds=PAIRED_REPORT))
     assert ("in 2 alternating rounds in one process (8 batches of the plain network, 80 of each step, a triad each), "
             "the compiled step (float32 cache) ran "
             "20.0x the plain network (median; quartiles 15.0-25.0) at 52% of the round's triad (52%-52%), 1 of 2 "
@@ -195,7 +195,7 @@ def test_written_json_is_what_the_reproducing_chapter_reads(tmp_path, monkeypatc
     monkeypatch.setattr(bench, "run_variant", lambda v, full_batches, n, hidden, device: fake[v])
     monkeypatch.setattr(bench, "triad", lambda device: (2.0, 3.0))
     asked = []
-    monkeypatch.setattr(bench, "paired", lambda names, rounds, **kw: asked.append((names, rounds, kw)) or PAIRED)
+    monkeypatch.setattr(bench, "paired", lambda names, rounds, **kw: asked.append((names, rounds, kw)) or PAIRED_REPORT)
     out = tmp_path / "bench.json"
     bench.main(["--variants", "plain", "fast", "--n", "512", "--hidden", "64", "--out", str(out)])
     printed = capsys.readouterr().out
@@ -204,7 +204,7 @@ def test_written_json_is_what_the_reproducing_chapter_reads(tmp_path, monkeypatc
     assert asked == [(["fast"], bench.PAIRED_ROUNDS, {"n": 512, "hidden": 64, "device": "auto"})]  # no kernel timed
     rep = json.loads(out.read_text())
     assert rep["shape"]["hidden"] == 64 and rep["triad_gbs"] == 2.0 and rep["read_gbs"] == 3.0
-    assert rep["paired"] == PAIRED
+    assert rep["paired"] == PAIRED_REPORT
     bench.main(["--variants", "fast", "--n", "512", "--hidden", "64", "--out", str(out)])
     bench.main(["--variants", "plain", "fast", "--paired-rounds", "0", "--n", "512", "--hidden", "64",
                 "--out", str(out)])
