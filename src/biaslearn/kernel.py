@@ -49,7 +49,7 @@ same rows (0.47-0.55 s per epoch). Tried there and slower, as multiples of this 
   1.04 (1.02-1.07); 8 lines of each page into L1, 1.10 (1.09-1.11); every line of the piece into L2, 1.29 (1.27-1.31).
 
 Measured on an AMD EPYC (Zen 5, AVX-512 with BF16, 1 MB of L2 per core, 2 cores; 2026-12-03), float32, 2 threads, the
-loop alone in paired rounds of 60 batches against this step: 0.75-0.9 s per epoch, as fast on 150 rows held in L3 as on
+loop alone, batches of 100 rows, in paired rounds of 60 batches: 0.75-0.9 s per epoch, as fast on 150 rows held in L3 as on
 60,000 in DRAM, so still bound by the core; the forward loop alone takes about 0.6 of that. The whole training step
 (Adam, the loss, the gradient rows' sum) takes 1.13 times the loop's time (10 paired rounds, 0.99-1.30). Tried there
 and no faster:
