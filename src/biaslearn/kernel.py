@@ -12,6 +12,14 @@ together, so each of its elements is loaded once per 2 rows, forward and back. T
 memory (measured: as fast on a cache in L3 as on one in DRAM), so R is what keeps the sums in registers: 2 rows' 20
 sums fit AVX-512's 32 registers with the loop's other values, 4 rows' 40 spill to the stack (measured on the Intel
 Xeon of book/bench.json, 4 runs side by side in one process: R = 2 took 0.82-1.02 of R = 4's time; R = 3 between).
+While the backward loop goes through R rows, it prefetches the same columns of the next R rows of the cache into
+L2 (``backward_ahead``), so that memory works while the core computes: on the AMD EPYC below one core alone reads
+memory at only about half the triad's rate, and the forward loop waits on it. A call to LLVM's prefetch stops LLVM
+from vectorising a loop, so that loop is written out in LLVM's IR, in whole vectors of 16 columns and in the order
+LLVM gives backward_R (per row, one chain of multiply-adds through grad[j]; then the row's mask): the same numbers
+at the paper's shape (checked bit for bit against the step without it, float32 and bfloat16, batches of 33 to 256
+rows on 1 and 2 threads, pieces of 64 and 2048 columns); where H is not a multiple of 16, its last columns go through backward_R, whose own remainder
+loop adds in another order (gradients within 4e-9 of the step without it, at H = 300 and 5000).
 The forward loop runs over pieces of CHUNK columns; it slices whole rows into 1-d pieces, which numba knows are
 contiguous and vectorises (a 2-d slice it cannot). The batch's rows are split over numba's threads, each with its own
 gradient row (summed at the end in a fixed order: the same numbers for the same thread count). A bfloat16 cache is
@@ -31,7 +39,8 @@ read by the forward loop; that step took 1.21 (1.19-1.32) times as long as this 
 same rows (0.47-0.55 s per epoch). Tried there and slower, as multiples of this step's time:
 - blocks of 32 rows over 512-column pieces, so that the pieces of W_out stay in L1: 1.05 (1.12 with software prefetch);
 - software prefetch of the next two rows during the backward loop, so that memory works while the core computes: 1.27
-  on one thread (the backward loop cut into the pieces this needs, without the prefetch: 1.09);
+  on one thread (the backward loop cut into the pieces this needs, without the prefetch: 1.09; backward_ahead, which
+  does it without cutting the loop, came later and was not measured on that Xeon);
 - AVX512-BF16 dot products (vdpbf16ps on bfloat16 h, W_out and g, through inline assembly): 1.15-1.26; its dot loops
   took as long as the float32 ones;
 - the backward loop written with explicit vectors (numba intrinsics over LLVM's fma), each row's sum in two chains of 5
@@ -49,16 +58,21 @@ same rows (0.47-0.55 s per epoch). Tried there and slower, as multiples of this 
   1.04 (1.02-1.07); 8 lines of each page into L1, 1.10 (1.09-1.11); every line of the piece into L2, 1.29 (1.27-1.31).
 
 Measured on an AMD EPYC (Zen 5, AVX-512 with BF16, 1 MB of L2 per core, 2 cores; 2026-12-03), float32, 2 threads, the
-loop alone, batches of 100 rows, in paired rounds of 60 batches: 0.75-0.9 s per epoch, as fast on 150 rows held in L3 as on
-60,000 in DRAM, so still bound by the core; the forward loop alone takes about 0.6 of that. The whole training step
-(Adam, the loss, the gradient rows' sum) takes 1.13 times the loop's time (10 paired rounds, 0.99-1.30). Tried there
-and no faster:
+loop alone, batches of 100 rows, in paired rounds of 60 batches: 0.75-0.9 s per epoch, about as fast on 150 rows held
+in L3 as on 60,000 in DRAM; the forward loop alone takes about 0.6 of that. Yet a C copy of the loop (gcc, one thread;
+not kept) ran its forward loop 3 times as fast with the rows in L1 (0.12 against 0.35-0.41 ns per element and row):
+one core waits on its reads of the cache, from L3 as from DRAM, and W_out, which no longer fits this CPU's L2, costs
+the forward and the backward loop about 0.2 ns each. The whole training step (Adam, the loss, the gradient rows' sum)
+takes 1.13 times the loop's time (10 paired rounds, 0.99-1.30). Tried there and no faster:
 - the columns outside and the rows inside (each piece of W_out, 80 KB, stays in L2 while the thread's 50 rows go past
   it; h kept for all 50 rows; bit-identical numbers), because W_out (1.28 MB) no longer fits this CPU's L2 and so
   comes from L3 for every 2 rows: 1.03 (1.01-1.08) with the cache in DRAM, 0.97 (0.95-1.04) in L3; with 512-column
   pieces (W_out's piece in L1; other sums' order) 1.09-1.19;
 - the backward loop compiled without "reassoc", so that LLVM keeps the tree of each row's 10 products in place of the
   one chain of 20 multiply-adds through grad[j] it makes of them (other last bits): 1.00 (0.94-1.03).
+What helped there: backward_ahead's prefetch (the step before it as the reference; the whole step over a cache in
+DRAM, batches of 256, 10 paired rounds of 30 batches): float32 0.873 (0.852-0.910) of the time, bfloat16 0.946
+(0.904-1.001). A C copy of the loop (not kept) had shown it first: 1.02-1.07 to 0.77-0.81 ns per element and row.
 """
 from __future__ import annotations
 
@@ -105,11 +119,11 @@ def _source(K: int, R: int) -> str:
         *(line for k in ks for line in (f"        w = w{k}[j]", *(f"        s{q}_{k} += v{q} * w" for q in rs))),
         *(f"    out[{q}, {k}] += s{q}_{k}" for q in rs for k in ks),
         "",
-        "def backward(h, g, W, grad):",                  # grad[j] += sum_q [h[q, j] > 0] sum_k g[q, k] W[k, j]
+        "def backward(h, g, W, grad, j0):",              # grad[j] += sum_q [h[q, j] > 0] sum_k g[q, k] W[k, j], j >= j0
         *(f"    w{k} = W[{k}]" for k in ks),
         *(f"    g{q}_{k} = g[{q}, {k}]" for q in rs for k in ks),
         *(f"    h{q} = h[{q}]" for q in rs),
-        "    for j in range(grad.shape[0]):",
+        "    for j in range(j0, grad.shape[0]):",
         *(f"        x{k} = w{k}[j]" for k in ks),
         *(f"        a{q} = " + _tree([f"g{q}_{k} * x{k}" for k in ks]) for q in rs),
         "        grad[j] += " + " + ".join(f"(a{q} if h{q}[j] > 0 else np.float32(0))" for q in rs),
@@ -137,6 +151,7 @@ def _compiled(K: int):
     train.bias_step)."""
     import numba
     from numba import njit, prange
+    from numba.core import cgutils
     from numba.extending import intrinsic
     from llvmlite import ir
     wide_vectors()
@@ -155,6 +170,60 @@ def _compiled(K: int):
             return builder.bitcast(builder.shl(builder.zext(args[0], i32), ir.Constant(i32, 16)), ir.FloatType())
         return numba.float32(numba.int16), codegen
 
+    @intrinsic
+    def backward_ahead(typingctx, h, g, W, grad, P, nxt):
+        """backward_R over the columns in whole vectors of 16 (what LLVM makes of backward_R there, written out:
+        per row, one chain of multiply-adds through grad[j], then the row's mask), while prefetching the same
+        columns of the cache rows ``nxt`` (the next R rows) into L2; the number of columns it did."""
+        if not (all(isinstance(a, numba.types.Array) for a in (h, g, W, grad, P, nxt))  # it reads h, g, W, grad
+                and all(a.layout == "C" for a in (h, g, W, grad, nxt))):                   # as C arrays
+            return None
+
+        def codegen(context, builder, sig, args):
+            f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+            vec, i8p = ir.VectorType(f32, 16), ir.IntType(8).as_pointer()
+            ha, ga, Wa, gra, Pa, na = (context.make_array(t)(context, builder, a) for t, a in zip(sig.args, args))
+            H = cgutils.unpack_tuple(builder, gra.shape)[0]
+            n = builder.mul(builder.udiv(H, ir.Constant(i64, 16)), ir.Constant(i64, 16))
+            def ptr(a, q, stride):                       # element 0 of row q of a 2-d C array a
+                base = builder.bitcast(a.data, i8p)
+                return builder.gep(base, [builder.mul(ir.Constant(i64, q) if isinstance(q, int) else q, stride)])
+            hs = cgutils.unpack_tuple(builder, ha.strides)[0]
+            Ws = cgutils.unpack_tuple(builder, Wa.strides)[0]
+            Ps = cgutils.unpack_tuple(builder, Pa.strides)[0]
+            isz = ir.Constant(i64, context.get_abi_sizeof(context.get_data_type(sig.args[4].dtype)))
+            hrow = [ptr(ha, q, hs) for q in range(R)]
+            wrow = [ptr(Wa, k, Ws) for k in range(K)]
+            nrow = [ptr(Pa, builder.load(builder.gep(na.data, [ir.Constant(i64, q)])), Ps) for q in range(R)]
+            gvec = [[builder.shuffle_vector(
+                        builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(builder.gep(
+                            ga.data, [ir.Constant(i64, q * K + k)])), ir.Constant(i32, 0)),
+                        ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, 16), [0] * 16))
+                     for k in range(K)] for q in range(R)]
+            pf = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                               "llvm.prefetch.p0")
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
+            zero = ir.Constant(vec, [0.0] * 16)
+            vp = vec.as_pointer()
+            load = lambda p: builder.load(builder.bitcast(p, vp), align=4)  # noqa: E731
+            with cgutils.for_range_slice(builder, ir.Constant(i64, 0), n, ir.Constant(i64, 16), i64) as (j, _):
+                off = builder.mul(j, ir.Constant(i64, 4))
+                w = [load(builder.gep(wrow[k], [off])) for k in range(K)]
+                gp = builder.gep(builder.bitcast(gra.data, i8p), [off])
+                t = load(gp)
+                for q in range(R):
+                    u = t
+                    for k in range(K):
+                        u = builder.call(fma, [w[k], gvec[q][k], u])
+                    m = builder.fcmp_ordered(">", load(builder.gep(hrow[q], [off])), zero)
+                    t = builder.select(m, u, t)
+                builder.store(t, builder.bitcast(gp, vp), align=4)
+                for q in range(R):
+                    builder.call(pf, [builder.gep(nrow[q], [builder.mul(j, isz)]), ir.Constant(i32, 0),
+                                      ir.Constant(i32, 2), ir.Constant(i32, 1)])
+            return n
+        return numba.int64(h, g, W, grad, P, nxt), codegen
+
     def loops(r: int, el):                  # (forward_rows, backward) for r rows at a time
         ns = {"np": np, "el": el}
         exec(_source(K, r), ns)
@@ -171,7 +240,7 @@ def _compiled(K: int):
             for t in prange(T):
                 grad = grads[t]
                 grad[:] = 0
-                h, g = np.empty((R, H), np.float32), np.empty((R, K), np.float32)
+                h, g, nxt = np.empty((R, H), np.float32), np.empty((R, K), np.float32), np.empty(R, np.int64)
                 i, end = t * B // T, (t + 1) * B // T
                 while i < end:
                     r = min(R, end - i)                 # R rows at a time; the last few one by one
@@ -194,10 +263,13 @@ def _compiled(K: int):
                             g[q, k] /= z
                         g[q, y[i + q]] -= 1
                     if r == R:
-                        backward_R(h, g, W, grad)
+                        for q in range(R):              # the next R rows, to prefetch (the last R: these again)
+                            nxt[q] = rows[i + R + q] if i + 2 * R <= end else rows[i + q]
+                        done = backward_ahead(h, g, W, grad, P, nxt)
+                        backward_R(h, g, W, grad, done)  # the last columns, fewer than 16
                     else:
                         for q in range(r):
-                            backward_1(h[q:q + 1], g[q:q + 1], W, grad)
+                            backward_1(h[q:q + 1], g[q:q + 1], W, grad, 0)
                     i += r
         return step
 
@@ -239,6 +311,6 @@ def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Ten
     logits = np.empty((len(rows), K), np.float32)
     Pn = P.numpy() if P.dtype == torch.float32 else P.view(torch.int16).numpy()
     c = np.zeros(K, np.float32) if c is None else c.detach().numpy()
-    steps[P.dtype](Pn, rows.numpy(), y.numpy(), b.detach().numpy(), W_out.detach().numpy(), c, logits, work["grads"],
-                   CHUNK)
+    W = W_out.detach().contiguous().numpy()  # backward_ahead reads its rows as contiguous vectors
+    steps[P.dtype](Pn, rows.numpy(), y.numpy(), b.detach().numpy(), W, c, logits, work["grads"], CHUNK)
     return F.cross_entropy(torch.from_numpy(logits), y), torch.from_numpy(work["grads"].sum(0)).div_(len(rows))
