@@ -8,18 +8,21 @@ loop goes back through that buffer (in the CPU's cache):
     d loss / d b_j = (1/B) sum_n [h_nj > 0] sum_k g_nk W_out[k, j],   g = softmax - onehot.
 
 W_out (K x H, 1.3 MB at the paper's shape) is what the loop reads most, from the CPU's cache: R = 2 rows go through
-together, so each of its elements is loaded once per 2 rows, forward and back. The loop is bound by the core, not by
-memory (measured: as fast on a cache in L3 as on one in DRAM), so R is what keeps the sums in registers: 2 rows' 20
-sums fit AVX-512's 32 registers with the loop's other values, 4 rows' 40 spill to the stack (measured on the Intel
-Xeon of book/bench.json, 4 runs side by side in one process: R = 2 took 0.82-1.02 of R = 4's time; R = 3 between).
-While the backward loop goes through R rows, it prefetches the same columns of the next R rows of the cache into
-L2 (``backward_ahead``), so that memory works while the core computes: on the AMD EPYC below one core alone reads
+the forward loop together, so each of its elements is loaded once per 2 rows there (4 in the backward loop, below).
+On the Intel Xeon of the first book/bench.json runs the loop was bound by the core, not by memory (as fast on a cache
+in L3 as on one in DRAM), so R is what keeps the sums in registers: 2 rows' 20 sums fit AVX-512's 32 registers with
+the loop's other values, 4 rows' 40 spill to the stack (4 runs side by side in one process: R = 2 took 0.82-1.02 of
+R = 4's time; R = 3 between).
+The backward loop takes RB = 4 rows at a time (two forward passes of R rows each), so that each element of W_out is
+loaded once per 4 rows there; while it goes through them it prefetches the same columns of the next 4 rows of the cache
+into L2 (``backward_ahead``), so that memory works while the core computes: on the AMD EPYC below one core alone reads
 memory at only about half the triad's rate, and the forward loop waits on it. A call to LLVM's prefetch stops LLVM
 from vectorising a loop, so that loop is written out in LLVM's IR, in whole vectors of 16 columns and in the order
-LLVM gives backward_R (per row, one chain of multiply-adds through grad[j]; then the row's mask): the same numbers
-at the paper's shape (checked bit for bit against the step without it, float32 and bfloat16, batches of 33 to 256
-rows on 1 and 2 threads, pieces of 64 and 2048 columns); where H is not a multiple of 16, its last columns go through backward_R, whose own remainder
-loop adds in another order (gradients within 4e-9 of the step without it, at H = 300 and 5000).
+LLVM gives the generated backward loop (per row, in order, one chain of multiply-adds through grad[j]; then the row's
+mask). So the numbers are those of the step with neither at the paper's shape (checked bit for bit: float32 and
+bfloat16, batches of 33 to 256 rows on 1 and 2 threads, pieces of 64 and 2048 columns); where H is not a multiple of
+16, its last columns go through the generated loop, whose own remainder loop adds in another order (gradients within
+4e-9 of the step without them, at H = 300 and 5000).
 The forward loop runs over pieces of CHUNK columns; it slices whole rows into 1-d pieces, which numba knows are
 contiguous and vectorises (a 2-d slice it cannot). The batch's rows are split over numba's threads, each with its own
 gradient row (summed at the end in a fixed order: the same numbers for the same thread count). A bfloat16 cache is
@@ -70,9 +73,13 @@ takes 1.13 times the loop's time (10 paired rounds, 0.99-1.30). Tried there and 
   pieces (W_out's piece in L1; other sums' order) 1.09-1.19;
 - the backward loop compiled without "reassoc", so that LLVM keeps the tree of each row's 10 products in place of the
   one chain of 20 multiply-adds through grad[j] it makes of them (other last bits): 1.00 (0.94-1.03).
-What helped there: backward_ahead's prefetch (the step before it as the reference; the whole step over a cache in
-DRAM, batches of 256, 10 paired rounds of 30 batches): float32 0.873 (0.852-0.910) of the time, bfloat16 0.946
-(0.904-1.001). A C copy of the loop (not kept) had shown it first: 1.02-1.07 to 0.77-0.81 ns per element and row.
+What helped there (the whole step over a cache in DRAM, batches of 256, 10 paired rounds of 30 batches, each change
+against the step before it, the same numbers): backward_ahead's prefetch, with 2 rows at a time in the backward loop,
+float32 0.873 (0.852-0.910) of the time, bfloat16 0.946 (0.904-1.001) (a C copy of the loop, not kept, had shown it
+first: 1.02-1.07 to 0.77-0.81 ns per element and row); then RB = 4 rows at a time in the backward loop, float32 0.850
+(0.846-0.866), bfloat16 0.891 (0.876-0.928); RB = 8 took 1.13 (1.09-1.15) of RB = 4's time (8 rounds: its h, 1 MB,
+no longer stays in L2). Prefetching each 64-byte line once for a bfloat16 cache, in place of once per 16 columns
+(twice a line), took 1.07 (1.06-1.09).
 """
 from __future__ import annotations
 
@@ -83,8 +90,9 @@ import torch
 import torch.nn.functional as F
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # LLVM's fast-math flags without "no NaN" / "no infinity"
-R = 2          # rows at a time: each pass over W_out (K x H, from the CPU's cache) serves R rows
+R = 2          # rows at a time in the forward loop: each pass over W_out (K x H, from the CPU's cache) serves R rows
                # (4 rows' sums spill out of the registers)
+RB = 4         # rows at a time in the backward loop (2 forward passes of R rows)
 CHUNK = 2048   # columns at a time in the forward loop: the logits' sums are added up piece by piece, so the pieces set
                # the last bits of the loss and gradient (the stored feedforward_kernel runs used 2048)
 
@@ -170,59 +178,61 @@ def _compiled(K: int):
             return builder.bitcast(builder.shl(builder.zext(args[0], i32), ir.Constant(i32, 16)), ir.FloatType())
         return numba.float32(numba.int16), codegen
 
-    @intrinsic
-    def backward_ahead(typingctx, h, g, W, grad, P, nxt):
-        """backward_R over the columns in whole vectors of 16 (what LLVM makes of backward_R there, written out:
-        per row, one chain of multiply-adds through grad[j], then the row's mask), while prefetching the same
-        columns of the cache rows ``nxt`` (the next R rows) into L2; the number of columns it did."""
-        if not (all(isinstance(a, numba.types.Array) for a in (h, g, W, grad, P, nxt))  # it reads h, g, W, grad
-                and all(a.layout == "C" for a in (h, g, W, grad, nxt))):                   # as C arrays
-            return None
+    def ahead(R: int):                      # backward_ahead for R rows
+        @intrinsic
+        def backward_ahead(typingctx, h, g, W, grad, P, nxt):
+            """backward_R over the columns in whole vectors of 16 (what LLVM makes of backward_R there, written out:
+            per row, one chain of multiply-adds through grad[j], then the row's mask), while prefetching the same
+            columns of the cache rows ``nxt`` (the next R rows) into L2; the number of columns it did."""
+            if not (all(isinstance(a, numba.types.Array) for a in (h, g, W, grad, P, nxt))  # it reads h, g, W, grad
+                    and all(a.layout == "C" for a in (h, g, W, grad, nxt))):                   # as C arrays
+                return None
 
-        def codegen(context, builder, sig, args):
-            f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
-            vec, i8p = ir.VectorType(f32, 16), ir.IntType(8).as_pointer()
-            ha, ga, Wa, gra, Pa, na = (context.make_array(t)(context, builder, a) for t, a in zip(sig.args, args))
-            H = cgutils.unpack_tuple(builder, gra.shape)[0]
-            n = builder.mul(builder.udiv(H, ir.Constant(i64, 16)), ir.Constant(i64, 16))
-            def ptr(a, q, stride):                       # element 0 of row q of a 2-d C array a
-                base = builder.bitcast(a.data, i8p)
-                return builder.gep(base, [builder.mul(ir.Constant(i64, q) if isinstance(q, int) else q, stride)])
-            hs = cgutils.unpack_tuple(builder, ha.strides)[0]
-            Ws = cgutils.unpack_tuple(builder, Wa.strides)[0]
-            Ps = cgutils.unpack_tuple(builder, Pa.strides)[0]
-            isz = ir.Constant(i64, context.get_abi_sizeof(context.get_data_type(sig.args[4].dtype)))
-            hrow = [ptr(ha, q, hs) for q in range(R)]
-            wrow = [ptr(Wa, k, Ws) for k in range(K)]
-            nrow = [ptr(Pa, builder.load(builder.gep(na.data, [ir.Constant(i64, q)])), Ps) for q in range(R)]
-            gvec = [[builder.shuffle_vector(
-                        builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(builder.gep(
-                            ga.data, [ir.Constant(i64, q * K + k)])), ir.Constant(i32, 0)),
-                        ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, 16), [0] * 16))
-                     for k in range(K)] for q in range(R)]
-            pf = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                               "llvm.prefetch.p0")
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
-            zero = ir.Constant(vec, [0.0] * 16)
-            vp = vec.as_pointer()
-            load = lambda p: builder.load(builder.bitcast(p, vp), align=4)  # noqa: E731
-            with cgutils.for_range_slice(builder, ir.Constant(i64, 0), n, ir.Constant(i64, 16), i64) as (j, _):
-                off = builder.mul(j, ir.Constant(i64, 4))
-                w = [load(builder.gep(wrow[k], [off])) for k in range(K)]
-                gp = builder.gep(builder.bitcast(gra.data, i8p), [off])
-                t = load(gp)
-                for q in range(R):
-                    u = t
-                    for k in range(K):
-                        u = builder.call(fma, [w[k], gvec[q][k], u])
-                    m = builder.fcmp_ordered(">", load(builder.gep(hrow[q], [off])), zero)
-                    t = builder.select(m, u, t)
-                builder.store(t, builder.bitcast(gp, vp), align=4)
-                for q in range(R):
-                    builder.call(pf, [builder.gep(nrow[q], [builder.mul(j, isz)]), ir.Constant(i32, 0),
-                                      ir.Constant(i32, 2), ir.Constant(i32, 1)])
-            return n
-        return numba.int64(h, g, W, grad, P, nxt), codegen
+            def codegen(context, builder, sig, args):
+                f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+                vec, i8p = ir.VectorType(f32, 16), ir.IntType(8).as_pointer()
+                ha, ga, Wa, gra, Pa, na = (context.make_array(t)(context, builder, a) for t, a in zip(sig.args, args))
+                H = cgutils.unpack_tuple(builder, gra.shape)[0]
+                n = builder.mul(builder.udiv(H, ir.Constant(i64, 16)), ir.Constant(i64, 16))
+                def ptr(a, q, stride):                       # element 0 of row q of a 2-d C array a
+                    base = builder.bitcast(a.data, i8p)
+                    return builder.gep(base, [builder.mul(ir.Constant(i64, q) if isinstance(q, int) else q, stride)])
+                hs = cgutils.unpack_tuple(builder, ha.strides)[0]
+                Ws = cgutils.unpack_tuple(builder, Wa.strides)[0]
+                Ps = cgutils.unpack_tuple(builder, Pa.strides)[0]
+                isz = ir.Constant(i64, context.get_abi_sizeof(context.get_data_type(sig.args[4].dtype)))
+                hrow = [ptr(ha, q, hs) for q in range(R)]
+                wrow = [ptr(Wa, k, Ws) for k in range(K)]
+                nrow = [ptr(Pa, builder.load(builder.gep(na.data, [ir.Constant(i64, q)])), Ps) for q in range(R)]
+                gvec = [[builder.shuffle_vector(
+                            builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(builder.gep(
+                                ga.data, [ir.Constant(i64, q * K + k)])), ir.Constant(i32, 0)),
+                            ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, 16), [0] * 16))
+                         for k in range(K)] for q in range(R)]
+                pf = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+                fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
+                zero = ir.Constant(vec, [0.0] * 16)
+                vp = vec.as_pointer()
+                load = lambda p: builder.load(builder.bitcast(p, vp), align=4)  # noqa: E731
+                with cgutils.for_range_slice(builder, ir.Constant(i64, 0), n, ir.Constant(i64, 16), i64) as (j, _):
+                    off = builder.mul(j, ir.Constant(i64, 4))
+                    w = [load(builder.gep(wrow[k], [off])) for k in range(K)]
+                    gp = builder.gep(builder.bitcast(gra.data, i8p), [off])
+                    t = load(gp)
+                    for q in range(R):
+                        u = t
+                        for k in range(K):
+                            u = builder.call(fma, [w[k], gvec[q][k], u])
+                        m = builder.fcmp_ordered(">", load(builder.gep(hrow[q], [off])), zero)
+                        t = builder.select(m, u, t)
+                    builder.store(t, builder.bitcast(gp, vp), align=4)
+                    for q in range(R):
+                        builder.call(pf, [builder.gep(nrow[q], [builder.mul(j, isz)]), ir.Constant(i32, 0),
+                                          ir.Constant(i32, 2), ir.Constant(i32, 1)])
+                return n
+            return numba.int64(h, g, W, grad, P, nxt), codegen
+        return backward_ahead
 
     def loops(r: int, el):                  # (forward_rows, backward) for r rows at a time
         ns = {"np": np, "el": el}
@@ -231,8 +241,11 @@ def _compiled(K: int):
             ns[name] = njit(fastmath=FASTMATH, inline="always")(ns[name])
         return ns["forward_rows"], ns["backward"]
 
+    ahead_R, ahead_B = ahead(R), ahead(RB)
+
     def make(el):
         (forward_R, backward_R), (forward_1, backward_1) = loops(R, el), loops(1, el)
+        backward_B = loops(RB, el)[1]
 
         @njit(parallel=True, fastmath=FASTMATH)
         def step(P, rows, y, b, W, c, logits, grads, chunk):
@@ -240,37 +253,49 @@ def _compiled(K: int):
             for t in prange(T):
                 grad = grads[t]
                 grad[:] = 0
-                h, g, nxt = np.empty((R, H), np.float32), np.empty((R, K), np.float32), np.empty(R, np.int64)
+                h3 = np.empty((RB // R, R, H), np.float32)     # RB rows' h, R rows at a time
+                h, g, nxt = h3.reshape((RB, H)), np.empty((RB, K), np.float32), np.empty(RB, np.int64)
+                hR, gR, nxtR = np.empty((R, H), np.float32), np.empty((R, K), np.float32), np.empty(R, np.int64)
                 i, end = t * B // T, (t + 1) * B // T
                 while i < end:
-                    r = min(R, end - i)                 # R rows at a time; the last few one by one
-                    L = logits[i:i + r]
-                    for q in range(r):
-                        L[q] = c
-                    for j0 in range(0, H, chunk):
-                        j1 = min(j0 + chunk, H)
-                        if r == R:
-                            forward_R(P, rows[i:i + R], j0, j1, b, h, W, L)
-                        else:
-                            for q in range(r):
-                                forward_1(P, rows[i + q:i + q + 1], j0, j1, b, h[q:q + 1], W, L[q:q + 1])
-                    for q in range(r):                  # the softmax's gradient: g = softmax(L) - onehot(y)
-                        top, z = L[q].max(), np.float32(0)
-                        for k in range(K):
-                            g[q, k] = np.exp(L[q, k] - top)
-                            z += g[q, k]
-                        for k in range(K):
-                            g[q, k] /= z
-                        g[q, y[i + q]] -= 1
-                    if r == R:
-                        for q in range(R):              # the next R rows, to prefetch (the last R: these again)
-                            nxt[q] = rows[i + R + q] if i + 2 * R <= end else rows[i + q]
-                        done = backward_ahead(h, g, W, grad, P, nxt)
-                        backward_R(h, g, W, grad, done)  # the last columns, fewer than 16
-                    else:
+                    n = RB if end - i >= RB else min(R, end - i)   # RB rows at a time, then R, then one by one
+                    for i2 in range(0, n, R):
+                        r = min(R, n - i2)
+                        L = logits[i + i2:i + i2 + r]
                         for q in range(r):
-                            backward_1(h[q:q + 1], g[q:q + 1], W, grad, 0)
-                    i += r
+                            L[q] = c
+                        hq = h3[i2 // R] if n == RB else hR
+                        for j0 in range(0, H, chunk):
+                            j1 = min(j0 + chunk, H)
+                            if r == R:
+                                forward_R(P, rows[i + i2:i + i2 + R], j0, j1, b, hq, W, L)
+                            else:
+                                for q in range(r):
+                                    forward_1(P, rows[i + q:i + q + 1], j0, j1, b, hR[q:q + 1], W, L[q:q + 1])
+                    gg = g if n == RB else gR
+                    for q in range(n):                  # the softmax's gradient: g = softmax(L) - onehot(y)
+                        L = logits[i + q]
+                        top, z = L.max(), np.float32(0)
+                        for k in range(K):
+                            gg[q, k] = np.exp(L[k] - top)
+                            z += gg[q, k]
+                        for k in range(K):
+                            gg[q, k] /= z
+                        gg[q, y[i + q]] -= 1
+                    if n == RB:
+                        for q in range(RB):             # the next RB rows, to prefetch (the last RB: these again)
+                            nxt[q] = rows[i + RB + q] if i + 2 * RB <= end else rows[i + q]
+                        done = ahead_B(h, g, W, grad, P, nxt)
+                        backward_B(h, g, W, grad, done)  # the last columns, fewer than 16
+                    elif n == R:
+                        for q in range(R):
+                            nxtR[q] = rows[i + q]
+                        done = ahead_R(hR, gR, W, grad, P, nxtR)
+                        backward_R(hR, gR, W, grad, done)
+                    else:
+                        for q in range(n):
+                            backward_1(hR[q:q + 1], gR[q:q + 1], W, grad, 0)
+                    i += n
         return step
 
     return {torch.float32: make(same), torch.bfloat16: make(widen)}, numba
