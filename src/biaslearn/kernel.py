@@ -178,61 +178,59 @@ def _compiled(K: int):
             return builder.bitcast(builder.shl(builder.zext(args[0], i32), ir.Constant(i32, 16)), ir.FloatType())
         return numba.float32(numba.int16), codegen
 
-    def ahead(R: int):                      # backward_ahead for R rows
-        @intrinsic
-        def backward_ahead(typingctx, h, g, W, grad, P, nxt):
-            """backward_R over the columns in whole vectors of 16 (what LLVM makes of backward_R there, written out:
-            per row, one chain of multiply-adds through grad[j], then the row's mask), while prefetching the same
-            columns of the cache rows ``nxt`` (the next R rows) into L2; the number of columns it did."""
-            if not (all(isinstance(a, numba.types.Array) for a in (h, g, W, grad, P, nxt))  # it reads h, g, W, grad
-                    and all(a.layout == "C" for a in (h, g, W, grad, nxt))):                   # as C arrays
-                return None
+    @intrinsic
+    def backward_ahead(typingctx, h, g, W, grad, P, nxt):
+        """The generated backward loop for RB rows over the columns in whole vectors of 16, as LLVM compiles it there,
+        written out (per row, in order, one chain of multiply-adds through grad[j], then the row's mask), while it
+        prefetches the same columns of the cache's rows ``nxt`` (the next RB rows) into L2; the columns it did."""
+        if not (all(isinstance(a, numba.types.Array) for a in (h, g, W, grad, P, nxt))  # it reads h, g, W, grad
+                and all(a.layout == "C" for a in (h, g, W, grad, nxt))):                   # as C arrays
+            return None
 
-            def codegen(context, builder, sig, args):
-                f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
-                vec, i8p = ir.VectorType(f32, 16), ir.IntType(8).as_pointer()
-                ha, ga, Wa, gra, Pa, na = (context.make_array(t)(context, builder, a) for t, a in zip(sig.args, args))
-                H = cgutils.unpack_tuple(builder, gra.shape)[0]
-                n = builder.mul(builder.udiv(H, ir.Constant(i64, 16)), ir.Constant(i64, 16))
-                def ptr(a, q, stride):                       # element 0 of row q of a 2-d C array a
-                    base = builder.bitcast(a.data, i8p)
-                    return builder.gep(base, [builder.mul(ir.Constant(i64, q) if isinstance(q, int) else q, stride)])
-                hs = cgutils.unpack_tuple(builder, ha.strides)[0]
-                Ws = cgutils.unpack_tuple(builder, Wa.strides)[0]
-                Ps = cgutils.unpack_tuple(builder, Pa.strides)[0]
-                isz = ir.Constant(i64, context.get_abi_sizeof(context.get_data_type(sig.args[4].dtype)))
-                hrow = [ptr(ha, q, hs) for q in range(R)]
-                wrow = [ptr(Wa, k, Ws) for k in range(K)]
-                nrow = [ptr(Pa, builder.load(builder.gep(na.data, [ir.Constant(i64, q)])), Ps) for q in range(R)]
-                gvec = [[builder.shuffle_vector(
-                            builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(builder.gep(
-                                ga.data, [ir.Constant(i64, q * K + k)])), ir.Constant(i32, 0)),
-                            ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, 16), [0] * 16))
-                         for k in range(K)] for q in range(R)]
-                pf = cgutils.get_or_insert_function(
-                    builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
-                fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
-                zero = ir.Constant(vec, [0.0] * 16)
-                vp = vec.as_pointer()
-                load = lambda p: builder.load(builder.bitcast(p, vp), align=4)  # noqa: E731
-                with cgutils.for_range_slice(builder, ir.Constant(i64, 0), n, ir.Constant(i64, 16), i64) as (j, _):
-                    off = builder.mul(j, ir.Constant(i64, 4))
-                    w = [load(builder.gep(wrow[k], [off])) for k in range(K)]
-                    gp = builder.gep(builder.bitcast(gra.data, i8p), [off])
-                    t = load(gp)
-                    for q in range(R):
-                        u = t
-                        for k in range(K):
-                            u = builder.call(fma, [w[k], gvec[q][k], u])
-                        m = builder.fcmp_ordered(">", load(builder.gep(hrow[q], [off])), zero)
-                        t = builder.select(m, u, t)
-                    builder.store(t, builder.bitcast(gp, vp), align=4)
-                    for q in range(R):
-                        builder.call(pf, [builder.gep(nrow[q], [builder.mul(j, isz)]), ir.Constant(i32, 0),
-                                          ir.Constant(i32, 2), ir.Constant(i32, 1)])
-                return n
-            return numba.int64(h, g, W, grad, P, nxt), codegen
-        return backward_ahead
+        def codegen(context, builder, sig, args):
+            f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+            vec, i8p = ir.VectorType(f32, 16), ir.IntType(8).as_pointer()
+            ha, ga, Wa, gra, Pa, na = (context.make_array(t)(context, builder, a) for t, a in zip(sig.args, args))
+            H = cgutils.unpack_tuple(builder, gra.shape)[0]
+            n = builder.mul(builder.udiv(H, ir.Constant(i64, 16)), ir.Constant(i64, 16))
+            def ptr(a, q, stride):                       # element 0 of row q of a 2-d C array a
+                base = builder.bitcast(a.data, i8p)
+                return builder.gep(base, [builder.mul(ir.Constant(i64, q) if isinstance(q, int) else q, stride)])
+            hs = cgutils.unpack_tuple(builder, ha.strides)[0]
+            Ws = cgutils.unpack_tuple(builder, Wa.strides)[0]
+            Ps = cgutils.unpack_tuple(builder, Pa.strides)[0]
+            isz = ir.Constant(i64, context.get_abi_sizeof(context.get_data_type(sig.args[4].dtype)))
+            hrow = [ptr(ha, q, hs) for q in range(RB)]
+            wrow = [ptr(Wa, k, Ws) for k in range(K)]
+            nrow = [ptr(Pa, builder.load(builder.gep(na.data, [ir.Constant(i64, q)])), Ps) for q in range(RB)]
+            gvec = [[builder.shuffle_vector(
+                        builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(builder.gep(
+                            ga.data, [ir.Constant(i64, q * K + k)])), ir.Constant(i32, 0)),
+                        ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, 16), [0] * 16))
+                     for k in range(K)] for q in range(RB)]
+            pf = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
+            zero = ir.Constant(vec, [0.0] * 16)
+            vp = vec.as_pointer()
+            load = lambda p: builder.load(builder.bitcast(p, vp), align=4)  # noqa: E731
+            with cgutils.for_range_slice(builder, ir.Constant(i64, 0), n, ir.Constant(i64, 16), i64) as (j, _):
+                off = builder.mul(j, ir.Constant(i64, 4))
+                w = [load(builder.gep(wrow[k], [off])) for k in range(K)]
+                gp = builder.gep(builder.bitcast(gra.data, i8p), [off])
+                t = load(gp)
+                for q in range(RB):
+                    u = t
+                    for k in range(K):
+                        u = builder.call(fma, [w[k], gvec[q][k], u])
+                    m = builder.fcmp_ordered(">", load(builder.gep(hrow[q], [off])), zero)
+                    t = builder.select(m, u, t)
+                builder.store(t, builder.bitcast(gp, vp), align=4)
+                for q in range(RB):
+                    builder.call(pf, [builder.gep(nrow[q], [builder.mul(j, isz)]), ir.Constant(i32, 0),
+                                      ir.Constant(i32, 2), ir.Constant(i32, 1)])
+            return n
+        return numba.int64(h, g, W, grad, P, nxt), codegen
 
     def loops(r: int, el):                  # (forward_rows, backward) for r rows at a time
         ns = {"np": np, "el": el}
@@ -240,8 +238,6 @@ def _compiled(K: int):
         for name in ("forward", "backward", "forward_rows"):  # forward_rows finds forward compiled in ns
             ns[name] = njit(fastmath=FASTMATH, inline="always")(ns[name])
         return ns["forward_rows"], ns["backward"]
-
-    ahead_R, ahead_B = ahead(R), ahead(RB)
 
     def make(el):
         (forward_R, backward_R), (forward_1, backward_1) = loops(R, el), loops(1, el)
@@ -255,7 +251,7 @@ def _compiled(K: int):
                 grad[:] = 0
                 h3 = np.empty((RB // R, R, H), np.float32)     # RB rows' h, R rows at a time
                 h, g, nxt = h3.reshape((RB, H)), np.empty((RB, K), np.float32), np.empty(RB, np.int64)
-                hR, gR, nxtR = np.empty((R, H), np.float32), np.empty((R, K), np.float32), np.empty(R, np.int64)
+                hR, gR = np.empty((R, H), np.float32), np.empty((R, K), np.float32)  # the last rows, fewer than RB
                 i, end = t * B // T, (t + 1) * B // T
                 while i < end:
                     n = RB if end - i >= RB else min(R, end - i)   # RB rows at a time, then R, then one by one
@@ -285,13 +281,10 @@ def _compiled(K: int):
                     if n == RB:
                         for q in range(RB):             # the next RB rows, to prefetch (the last RB: these again)
                             nxt[q] = rows[i + RB + q] if i + 2 * RB <= end else rows[i + q]
-                        done = ahead_B(h, g, W, grad, P, nxt)
+                        done = backward_ahead(h, g, W, grad, P, nxt)
                         backward_B(h, g, W, grad, done)  # the last columns, fewer than 16
                     elif n == R:
-                        for q in range(R):
-                            nxtR[q] = rows[i + q]
-                        done = ahead_R(hR, gR, W, grad, P, nxtR)
-                        backward_R(hR, gR, W, grad, done)
+                        backward_R(hR, gR, W, grad, 0)
                     else:
                         for q in range(n):
                             backward_1(hR[q:q + 1], gR[q:q + 1], W, grad, 0)
