@@ -184,7 +184,8 @@ def _compiled(K: int):
         written out (per row, in order, one chain of multiply-adds through grad[j], then the row's mask), while it
         prefetches the same columns of the cache's rows ``nxt`` (the next RB rows) into L2; the columns it did."""
         if not (all(isinstance(a, numba.types.Array) for a in (h, g, W, grad, P, nxt))  # it reads h, g, W, grad
-                and all(a.layout == "C" for a in (h, g, W, grad, nxt))):                   # as C arrays
+                and all(a.layout == "C" and a.dtype == numba.float32 for a in (h, g, W, grad))  # as C float32 arrays
+                and nxt.layout == "C" and nxt.dtype == numba.int64):
             return None
 
         def codegen(context, builder, sig, args):
@@ -192,10 +193,11 @@ def _compiled(K: int):
             vec, i8p = ir.VectorType(f32, 16), ir.IntType(8).as_pointer()
             ha, ga, Wa, gra, Pa, na = (context.make_array(t)(context, builder, a) for t, a in zip(sig.args, args))
             H = cgutils.unpack_tuple(builder, gra.shape)[0]
-            n = builder.mul(builder.udiv(H, ir.Constant(i64, 16)), ir.Constant(i64, 16))
-            def ptr(a, q, stride):                       # element 0 of row q of a 2-d C array a
-                base = builder.bitcast(a.data, i8p)
-                return builder.gep(base, [builder.mul(ir.Constant(i64, q) if isinstance(q, int) else q, stride)])
+            n = builder.mul(builder.udiv(H, ir.Constant(i64, 16)), ir.Constant(i64, 16))  # whole vectors' columns
+
+            def ptr(a, q, stride):                       # the first byte of row q (an int or an IR value) of array a
+                q = ir.Constant(i64, q) if isinstance(q, int) else q
+                return builder.gep(builder.bitcast(a.data, i8p), [builder.mul(q, stride)])
             hs = cgutils.unpack_tuple(builder, ha.strides)[0]
             Ws = cgutils.unpack_tuple(builder, Wa.strides)[0]
             Ps = cgutils.unpack_tuple(builder, Pa.strides)[0]
@@ -203,12 +205,12 @@ def _compiled(K: int):
             hrow = [ptr(ha, q, hs) for q in range(RB)]
             wrow = [ptr(Wa, k, Ws) for k in range(K)]
             nrow = [ptr(Pa, builder.load(builder.gep(na.data, [ir.Constant(i64, q)])), Ps) for q in range(RB)]
-            gvec = [[builder.shuffle_vector(
+            gvec = [[builder.shuffle_vector(                 # g[q, k] in all 16 lanes
                         builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(builder.gep(
                             ga.data, [ir.Constant(i64, q * K + k)])), ir.Constant(i32, 0)),
                         ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, 16), [0] * 16))
                      for k in range(K)] for q in range(RB)]
-            pf = cgutils.get_or_insert_function(
+            pf = cgutils.get_or_insert_function(     # prefetch(address, read, locality 2 (L2), data)
                 builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
             fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
             zero = ir.Constant(vec, [0.0] * 16)
@@ -219,8 +221,8 @@ def _compiled(K: int):
                 w = [load(builder.gep(wrow[k], [off])) for k in range(K)]
                 gp = builder.gep(builder.bitcast(gra.data, i8p), [off])
                 t = load(gp)
-                for q in range(RB):
-                    u = t
+                for q in range(RB):                     # t + sum_k g[q, k] W[k, j], one chain, kept where h > 0
+                    u = t                               # (a NaN h: not kept, as in the generated loop)
                     for k in range(K):
                         u = builder.call(fma, [w[k], gvec[q][k], u])
                     m = builder.fcmp_ordered(">", load(builder.gep(hrow[q], [off])), zero)
