@@ -196,16 +196,14 @@ def _compiled(K: int):
             H = cgutils.unpack_tuple(builder, gra.shape)[0]
             n = builder.mul(builder.udiv(H, ir.Constant(i64, 16)), ir.Constant(i64, 16))  # whole vectors' columns
 
-            def ptr(a, q, stride):                       # the first byte of row q (an int or an IR value) of array a
+            def ptr(a, q):                               # the first byte of row q (an int or an IR value) of array a
                 q = ir.Constant(i64, q) if isinstance(q, int) else q
+                stride = cgutils.unpack_tuple(builder, a.strides)[0]
                 return builder.gep(builder.bitcast(a.data, i8p), [builder.mul(q, stride)])
-            hs = cgutils.unpack_tuple(builder, ha.strides)[0]
-            Ws = cgutils.unpack_tuple(builder, Wa.strides)[0]
-            Ps = cgutils.unpack_tuple(builder, Pa.strides)[0]
             isz = ir.Constant(i64, context.get_abi_sizeof(context.get_data_type(sig.args[4].dtype)))
-            hrow = [ptr(ha, q, hs) for q in range(RB)]
-            wrow = [ptr(Wa, k, Ws) for k in range(K)]
-            nrow = [ptr(Pa, builder.load(builder.gep(na.data, [ir.Constant(i64, q)])), Ps) for q in range(RB)]
+            hrow = [ptr(ha, q) for q in range(RB)]
+            wrow = [ptr(Wa, k) for k in range(K)]
+            nrow = [ptr(Pa, builder.load(builder.gep(na.data, [ir.Constant(i64, q)]))) for q in range(RB)]
             gvec = [[builder.shuffle_vector(                 # g[q, k] in all 16 lanes
                         builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(builder.gep(
                             ga.data, [ir.Constant(i64, q * K + k)])), ir.Constant(i32, 0)),
@@ -254,7 +252,6 @@ def _compiled(K: int):
                 grad[:] = 0
                 h3 = np.empty((RB // R, R, H), np.float32)     # RB rows' h, R rows at a time
                 h, g, nxt = h3.reshape((RB, H)), np.empty((RB, K), np.float32), np.empty(RB, np.int64)
-                hR, gR = np.empty((R, H), np.float32), np.empty((R, K), np.float32)  # the last rows, fewer than RB
                 i, end = t * B // T, (t + 1) * B // T
                 while i < end:
                     n = RB if end - i >= RB else min(R, end - i)   # RB rows at a time, then R, then one by one
@@ -263,34 +260,30 @@ def _compiled(K: int):
                         L = logits[i + i2:i + i2 + r]
                         for q in range(r):
                             L[q] = c
-                        hq = h3[i2 // R] if n == RB else hR
                         for j0 in range(0, H, chunk):
                             j1 = min(j0 + chunk, H)
                             if r == R:
-                                forward_R(P, rows[i + i2:i + i2 + R], j0, j1, b, hq, W, L)
-                            else:
-                                for q in range(r):
-                                    forward_1(P, rows[i + q:i + q + 1], j0, j1, b, hR[q:q + 1], W, L[q:q + 1])
-                    gg = g if n == RB else gR
+                                forward_R(P, rows[i + i2:i + i2 + R], j0, j1, b, h3[i2 // R], W, L)
+                            else:                       # n = 1: the last row
+                                forward_1(P, rows[i:i + 1], j0, j1, b, h[:1], W, L)
                     for q in range(n):                  # the softmax's gradient: g = softmax(L) - onehot(y)
                         L = logits[i + q]
                         top, z = L.max(), np.float32(0)
                         for k in range(K):
-                            gg[q, k] = np.exp(L[k] - top)
-                            z += gg[q, k]
+                            g[q, k] = np.exp(L[k] - top)
+                            z += g[q, k]
                         for k in range(K):
-                            gg[q, k] /= z
-                        gg[q, y[i + q]] -= 1
+                            g[q, k] /= z
+                        g[q, y[i + q]] -= 1
                     if n == RB:
                         for q in range(RB):             # the next RB rows, to prefetch (the last RB: these again)
                             nxt[q] = rows[i + RB + q] if i + 2 * RB <= end else rows[i + q]
                         done = backward_ahead(h, g, W, grad, P, nxt)
                         backward_B(h, g, W, grad, done)  # the last columns, fewer than 16
-                    elif n == R:
-                        backward_R(hR, gR, W, grad, 0)
+                    elif n == R:                        # the last pair (h3[0], g's first R rows)
+                        backward_R(h3[0], g, W, grad, 0)
                     else:
-                        for q in range(n):
-                            backward_1(hR[q:q + 1], gR[q:q + 1], W, grad, 0)
+                        backward_1(h[:1], g, W, grad, 0)
                     i += n
         return step
 
