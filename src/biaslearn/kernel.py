@@ -82,9 +82,9 @@ no longer stays in L2). Prefetching each 64-byte line once for a bfloat16 cache,
 (twice a line), took 1.07 (1.06-1.09); the forward loop's pieces taken for the 4 rows in turn, so that the second pair
 finds each piece of W_out in L2 (bit-identical), float32 1.16 (1.15-1.19), bfloat16 0.98 (0.85-1.08).
 Measured again an hour later, the whole change (prefetch and RB = 4) against the step before it, in both orders of
-the pair (each order favoured its second member by up to 9% in a check of two steps that run the same code), 10 rounds each:
-float32 0.95, 1.03, 0.99 and 1.01 (no gain at that moment), bfloat16 0.88 and 0.90. The float32 gain came and went
-with the moment on this shared machine; the bfloat16 one held.
+the pair (each order favoured its second member by up to 9% in a check of two steps that run the same code), 10
+rounds each: float32 0.95, 1.03, 0.99 and 1.01 (no gain at that moment), bfloat16 0.88 and 0.90. The float32 gain
+came and went with the moment on this shared machine; the bfloat16 one held.
 """
 from __future__ import annotations
 
