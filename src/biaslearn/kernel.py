@@ -1,35 +1,34 @@
 """The bias-only step on a CPU as one compiled loop (numba): train.bias_step's numbers, one pass over the cache.
 
 train.bias_step (PyTorch) makes about seven passes over each slice of the batch (gather the rows, add b, relu,
-the logits' matmul, sign, the gradient's matmul). Here each row of the cache is read once from memory: the
-row's h = relu(P + b) goes into a per-thread buffer while the K logits accumulate; after the softmax the
-loop goes back through that buffer (in the CPU's cache):
+the logits' matmul, sign, the gradient's matmul). Here each row of the cache is read once from memory:
 
-    d loss / d b_j = (1/B) sum_n [h_nj > 0] sum_k g_nk W_out[k, j],   g = softmax - onehot.
+    forward   logits_n = c + sum_j relu(P_nj + b_j) W_out[:, j], keeping the mask [relu(P_nj + b_j) > 0] (a byte);
+    backward  d loss / d b_j = (1/B) sum_n [mask_nj] sum_k g_nk W_out[k, j],   g = softmax(logits) - onehot.
 
-W_out (K x H, 1.3 MB at the paper's shape) is what the loop reads most, from the CPU's cache: R = 2 rows go through
-the forward loop together, so each of its elements is loaded once per 2 rows there (4 in the backward loop, below).
-On the Intel Xeon of the first book/bench.json runs the loop was bound by the core, not by memory (as fast on a cache
-in L3 as on one in DRAM), so R is what keeps the sums in registers: 2 rows' 20 sums fit AVX-512's 32 registers with
-the loop's other values, 4 rows' 40 spill to the stack (4 runs side by side in one process: R = 2 took 0.82-1.02 of
-R = 4's time; R = 3 between).
-The backward loop takes RB = 4 rows at a time (two forward passes of R rows each), so that each element of W_out is
-loaded once per 4 rows there; while it goes through them it prefetches the same columns of the next 4 rows of the cache
-into L2 (``backward_ahead``), so that memory works while the core computes: on the AMD EPYC below one core alone reads
-memory at only about half the triad's rate, and the forward loop waits on it. A call to LLVM's prefetch stops LLVM
-from vectorising a loop, so that loop is written out in LLVM's IR, in whole vectors of 16 columns and in the order
-LLVM gives the generated backward loop (per row, in order, one chain of multiply-adds through grad[j]; then the row's
-mask). So the numbers are those of the step with neither at the paper's shape (checked bit for bit: float32 and
-bfloat16, batches of 33 to 256 rows on 1 and 2 threads, pieces of 64 and 2048 columns); where H is not a multiple of
-16, its last columns go through the generated loop, whose own remainder loop adds in another order (gradients within
-4e-9 of the step without them, at H = 300 and 5000).
-The forward loop runs over pieces of CHUNK columns; it slices whole rows into 1-d pieces, which numba knows are
-contiguous and vectorises (a 2-d slice it cannot). The batch's rows are split over numba's threads, each with its own
-gradient row (summed at the end in a fixed order: the same numbers for the same thread count). A bfloat16 cache is
-read as its 16 bits and widened in the loop, in registers (``widen``: a bfloat16 is the top half of a float32). The
-loops over the K outputs and R rows are written out (``_source``) so that each sum stays in a register; numba compiles
-them once per K and cache dtype, on first use (a few seconds). The sums may be reassociated (vectorised) but NaN and
-infinity keep their meaning, so a network that blew up still shows a NaN loss.
+The batch's rows are split over numba's threads, each with its own gradient row (summed at the end in a fixed order:
+the same numbers for the same thread count). Each thread goes through its rows columns outside, rows inside, so that
+the piece of W_out (K x H, 1.3 MB at the paper's shape: more than the 1 MB of L2 of the AMD EPYC below) it needs stays
+in the CPU's nearest cache while all its rows go past it:
+- forward: pieces of CHUNK columns, each in sub-pieces of SUB (W_out's sub-piece, 20 KB, in L1); R = 2 rows at a time
+  (``forward_rows``: 2 rows' 20 sums fit AVX-512's 32 registers with the loop's other values, 4 rows' 40 spill), each
+  pair's 16-lane sums carried from sub-piece to sub-piece in memory, so that each sum is that of one pass over the piece;
+  while a pair goes through a sub-piece, the next pair's columns are prefetched into L2;
+- backward: pieces of BACK columns (W_out's piece in L2); RB = 4 rows at a time, so that each element of W_out is
+  loaded once per 4 rows; UB = 4 vectors of 16 columns side by side (``backward_rows``), since each column's sum is one
+  chain of multiply-adds (10 per row, row after row) that the core can only overlap with other columns' chains.
+Only masks are kept between the two (1 byte, not h's 4, per element: 4 MB a thread at the paper's shape).
+A call to LLVM's prefetch stops LLVM from vectorising a loop, and carrying a sum between calls needs its 16 lanes, so
+those loops are written out in LLVM's IR, in the order LLVM compiles the generated loops (``_source``) in: the forward
+sums in 16 lanes, reduced in halves at the end of a piece, then its last columns one by one; the backward per row, in
+order, one chain through grad[j], then the row's mask. So the numbers are those of the generated loops at the paper's
+shape (checked bit for bit: float32 and bfloat16, batches of 3 to 256 rows on 1 and 2 threads, pieces of 64 and 2048
+columns, against the step of 2026-12-03 that ran the generated loops row by row); where H is not a multiple of 16 the
+gradient's last columns add in another order (within 8e-9 of that step, at H = 300 and 5000). The loops over the K
+outputs and R rows are written out (``_source``) so that each sum stays in a register; numba compiles them once per K
+and cache dtype, on first use (a few seconds). A bfloat16 cache is read as its 16 bits and widened in registers (a
+bfloat16 is the top half of a float32). The sums may be reassociated (vectorised) but NaN and infinity keep their
+meaning, so a network that blew up still shows a NaN loss.
 On a CPU with AVX-512 the loops use 512-bit vectors (``wide_vectors``): LLVM's default for many Intel models is 256-bit
 ones, which took 1.04-1.41 times as long here (8 pairs of runs, median 1.12). The vector width sets the order of the
 forward sums, so the last bits of the loss and gradient depend on it (the gradient test in tests/test_nets.py holds at
@@ -85,6 +84,17 @@ Measured again an hour later, the whole change (prefetch and RB = 4) against the
 the pair (each order favoured its second member by up to 9% in a check of two steps that run the same code), 10
 rounds each: float32 0.95, 1.03, 0.99 and 1.01 (no gain at that moment), bfloat16 0.88 and 0.90. The float32 gain
 came and went with the moment on this shared machine; the bfloat16 one held.
+Then (the same evening) the present layout, columns outside and rows inside with masks in place of h, against that step
+(rows outside: each row forward over all its columns, W_out from L3 for every 2 rows; h kept for 4 rows): 12 paired
+rounds of 20 batches in each order, float32 0.73 (0.69-0.76) and 0.66 (0.63-0.68) of the time, bfloat16 0.65
+(0.61-0.69) and 0.61 (0.57-0.63); the same numbers at the paper's shape. On its own, with the cache's 16 rows held in
+the CPU's cache, the forward loop in sub-pieces of 512 columns took 0.78 of the time it took over whole pieces of 2048
+(W_out's piece in L2), and the backward loop with UB = 4 vectors side by side 0.88 of its time with one. Not kept: the
+backward in pieces of 512 columns (1.02-1.05), UB = 2 (0.90 where UB = 4 took 0.88), prefetching 2, 4 or 8 pairs
+ahead in place of 1 (0.97-0.99, within the rounds' spread), sub-pieces of 256 columns (1.0-1.2), and a cache in
+2 MB pages (madvise; the step before this one took 1.11 (1.02-1.13) of its time with them). What still bounds the
+step here: read in sub-pieces of a few KB from random rows, this machine's memory gives one core 11-14 GB/s and two
+18-19 GB/s (whole rows: 23 and 32 GB/s), and the forward loop, on its own, runs at about that rate.
 """
 from __future__ import annotations
 
@@ -98,6 +108,9 @@ FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # LLVM's fast-math flags with
 R = 2          # rows at a time in the forward loop: each pass over W_out (K x H, from the CPU's cache) serves R rows
                # (4 rows' sums spill out of the registers)
 RB = 4         # rows at a time in the backward loop (2 forward passes of R rows)
+SUB = 512      # columns at a time in the forward loop's passes over a piece (its W_out, 20 KB, stays in L1)
+UB = 4         # vectors of 16 columns side by side in the backward loop (4 chains of multiply-adds in flight)
+BACK = 2048    # columns at a time in the backward loop (a multiple of 16)
 CHUNK = 2048   # columns at a time in the forward loop: the logits' sums are added up piece by piece, so the pieces set
                # the last bits of the loss and gradient (the stored feedforward_kernel runs used 2048)
 
@@ -128,7 +141,7 @@ def _source(K: int, R: int) -> str:
         *(line for q in rs for line in (
             f"        v{q} = el(p{q}[j]) + bj",              # el: the cache's element as a float32
             f"        v{q} = np.float32(0) if v{q} <= 0 else v{q}",   # relu that keeps a NaN (as torch's does)
-            f"        h{q}[j] = v{q}")),
+            f"        h{q}[j] = v{q} > 0")),                  # the mask [h > 0], a byte
         *(line for k in ks for line in (f"        w = w{k}[j]", *(f"        s{q}_{k} += v{q} * w" for q in rs))),
         *(f"    out[{q}, {k}] += s{q}_{k}" for q in rs for k in ks),
         "",
@@ -139,7 +152,7 @@ def _source(K: int, R: int) -> str:
         "    for j in range(j0, grad.shape[0]):",
         *(f"        x{k} = w{k}[j]" for k in ks),
         *(f"        a{q} = " + _tree([f"g{q}_{k} * x{k}" for k in ks]) for q in rs),
-        "        grad[j] += " + " + ".join(f"(a{q} if h{q}[j] > 0 else np.float32(0))" for q in rs),
+        "        grad[j] += " + " + ".join(f"(a{q} if h{q}[j] else np.float32(0))" for q in rs),
         "",
         "def forward_rows(P, rows, j0, j1, b, h, W, out):",  # rows: R indices into the cache P
         "    forward(h, b, W, out, j0, j1, " + ", ".join(f"P[rows[{q}]][j0:j1]" for q in rs) + ")",
@@ -168,6 +181,9 @@ def _compiled(K: int):
     from numba.extending import intrinsic
     from llvmlite import ir
     wide_vectors()
+    f32, i8, i16, i32, i64 = ir.FloatType(), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+    vec, i8p = ir.VectorType(f32, 16), i8.as_pointer()
+    Array = numba.types.Array
 
     @njit(inline="always")
     def same(x):                            # a float32 cache's element
@@ -179,116 +195,253 @@ def _compiled(K: int):
             return None
 
         def codegen(context, builder, sig, args):  # the bits shifted into the top half, read as a float32
-            i32 = ir.IntType(32)
-            return builder.bitcast(builder.shl(builder.zext(args[0], i32), ir.Constant(i32, 16)), ir.FloatType())
+            return builder.bitcast(builder.shl(builder.zext(args[0], i32), ir.Constant(i32, 16)), f32)
         return numba.float32(numba.int16), codegen
 
-    @intrinsic
-    def backward_ahead(typingctx, h, g, W, grad, P, nxt):
-        """The generated backward loop for RB rows over the columns in whole vectors of 16, as LLVM compiles it there,
-        written out (per row, in order, one chain of multiply-adds through grad[j], then the row's mask), while it
-        prefetches the same columns of the cache's rows ``nxt`` (the next RB rows) into L2; the columns it did."""
-        if not (all(isinstance(a, numba.types.Array) for a in (h, g, W, grad, P, nxt))  # it reads h, g, W, grad
-                and all(a.layout == "C" and a.dtype == numba.float32 for a in (h, g, W, grad))  # as C float32 arrays
-                and nxt.layout == "C" and nxt.dtype == numba.int64):
-            return None
+    class Gen:
+        """One intrinsic's IR: its arguments (numba's arrays unpacked), pointers to their rows, LLVM's vector ops."""
+        def __init__(self, context, builder, sig, args):
+            self.b = builder
+            self.a = [context.make_array(t)(context, builder, a) if isinstance(t, Array) else a
+                      for t, a in zip(sig.args, args)]
+            fn = lambda name, t: cgutils.get_or_insert_function(builder.module, t, name)  # noqa: E731
+            self.fma = fn("llvm.fma.v16f32", ir.FunctionType(vec, [vec] * 3))
+            self.fma1 = fn("llvm.fma.f32", ir.FunctionType(f32, [f32] * 3))
+            self.pf = fn("llvm.prefetch.p0", ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]))
 
-        def codegen(context, builder, sig, args):
-            f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
-            vec, i8p = ir.VectorType(f32, 16), ir.IntType(8).as_pointer()
-            ha, ga, Wa, gra, Pa, na = (context.make_array(t)(context, builder, a) for t, a in zip(sig.args, args))
-            H = cgutils.unpack_tuple(builder, gra.shape)[0]
-            n = builder.mul(builder.udiv(H, ir.Constant(i64, 16)), ir.Constant(i64, 16))  # whole vectors' columns
+        def row(self, i, q):                    # the first byte of row q (an int or an IR value) of argument i
+            q = ir.Constant(i64, q) if isinstance(q, int) else q
+            a = self.a[i]
+            return self.b.gep(self.b.bitcast(a.data, i8p), [self.b.mul(q, cgutils.unpack_tuple(self.b, a.strides)[0])])
 
-            def ptr(a, q):                               # the first byte of row q (an int or an IR value) of array a
-                q = ir.Constant(i64, q) if isinstance(q, int) else q
-                stride = cgutils.unpack_tuple(builder, a.strides)[0]
-                return builder.gep(builder.bitcast(a.data, i8p), [builder.mul(q, stride)])
-            isz = ir.Constant(i64, context.get_abi_sizeof(context.get_data_type(sig.args[4].dtype)))
-            hrow = [ptr(ha, q) for q in range(RB)]
-            wrow = [ptr(Wa, k) for k in range(K)]
-            nrow = [ptr(Pa, builder.load(builder.gep(na.data, [ir.Constant(i64, q)]))) for q in range(RB)]
-            gvec = [[builder.shuffle_vector(                 # g[q, k] in all 16 lanes
-                        builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(builder.gep(
-                            ga.data, [ir.Constant(i64, q * K + k)])), ir.Constant(i32, 0)),
-                        ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, 16), [0] * 16))
-                     for k in range(K)] for q in range(RB)]
-            pf = cgutils.get_or_insert_function(     # prefetch(address, read, locality 2 (L2), data)
-                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
-            zero = ir.Constant(vec, [0.0] * 16)
-            vp = vec.as_pointer()
-            load = lambda p: builder.load(builder.bitcast(p, vp), align=4)  # noqa: E731
-            with cgutils.for_range_slice(builder, ir.Constant(i64, 0), n, ir.Constant(i64, 16), i64) as (j, _):
-                off = builder.mul(j, ir.Constant(i64, 4))
-                w = [load(builder.gep(wrow[k], [off])) for k in range(K)]
-                gp = builder.gep(builder.bitcast(gra.data, i8p), [off])
-                t = load(gp)
-                for q in range(RB):                     # t + sum_k g[q, k] W[k, j], one chain, kept where h > 0
-                    u = t                               # (a NaN h: not kept, as in the generated loop)
+        def item(self, i, q):                   # element q of the 1-d int64 argument i
+            return self.b.load(self.b.bitcast(self.row(i, q), i64.as_pointer()))
+
+        def load(self, p, j, t=vec, size=4):    # the t at byte p + size j
+            return self.b.load(self.b.bitcast(self.b.gep(p, [self.b.mul(j, ir.Constant(i64, size))]), t.as_pointer()),
+                               align=size)
+
+        def store(self, x, p, j, size=4):
+            self.b.store(x, self.b.bitcast(self.b.gep(p, [self.b.mul(j, ir.Constant(i64, size))]),
+                                           x.type.as_pointer()), align=size)
+
+        def whole(self, j0, j1, n=16):          # j0 plus the columns of j0..j1 in whole vectors of n
+            return self.b.add(j0, self.b.mul(self.b.udiv(self.b.sub(j1, j0), ir.Constant(i64, n)), ir.Constant(i64, n)))
+
+        def loop(self, start, stop, step):
+            return cgutils.for_range_slice(self.b, start, stop, ir.Constant(i64, step), i64)
+
+        def cache(self, p, j, width, wide):     # the cache's elements j.. (width of them) as float32s
+            if not wide:
+                return self.load(p, j, vec if width == 16 else f32)
+            t16, t32 = (ir.VectorType(i16, 16), ir.VectorType(i32, 16)) if width == 16 else (i16, i32)
+            bits = self.b.zext(self.load(p, j, t16, 2), t32)
+            return self.b.bitcast(self.b.shl(bits, ir.Constant(t32, [16] * 16 if width == 16 else 16)), f32
+                                  if width == 1 else vec)
+
+        def relu(self, v):                      # (0 if v <= 0 else v, v > 0): a NaN kept, and not counted active
+            zero = ir.Constant(v.type, [0.0] * 16 if v.type == vec else 0.0)
+            return self.b.select(self.b.fcmp_ordered("<=", v, zero), zero, v), self.b.fcmp_ordered(">", v, zero)
+
+    def forward_rows(r: int):
+        """(cols, finish): the generated forward loop for r rows (``_source``), as LLVM compiles it, written out in two
+        parts. cols: columns j0..j1 (whole vectors) of the rows ``rows`` of the cache P into their 16-lane sums ``acc``
+        (r x K x 16, carried from the call before), storing the masks [h > 0] (m), while it prefetches the columns
+        from jn of the cache's rows ``nxt`` into L2. finish: each sum reduced in halves (lanes i and i + 8, ...), then
+        columns jv..j1 one by one, added to ``out``. The sums are those of one call to the generated loop over j0..j1."""
+        def typed(P, rows, b, m, W, acc):
+            return (all(isinstance(a, Array) for a in (P, rows, b, m, W, acc)) and P.ndim == 2
+                    and P.dtype in (numba.float32, numba.int16) and rows.dtype == numba.int64
+                    and m.dtype == numba.boolean and b.dtype == W.dtype == acc.dtype == numba.float32)
+
+        def sums(G, acc):                       # pointers to the 16-lane sums of row q, output k
+            return [[G.b.bitcast(G.b.gep(G.b.bitcast(acc.data, i8p), [ir.Constant(i64, 64 * (q * K + k))]),
+                                 vec.as_pointer()) for k in range(K)] for q in range(r)]
+
+        @intrinsic
+        def cols(typingctx, P, rows, nxt, j0, j1, jn, b, m, W, acc):
+            if not (typed(P, rows, b, m, W, acc) and isinstance(nxt, Array) and nxt.dtype == numba.int64):
+                return None
+            wide, size = P.dtype == numba.int16, 2 if P.dtype == numba.int16 else 4
+
+            def codegen(context, builder, sig, args):
+                G = Gen(context, builder, sig, args)
+                j0, j1, jn = args[3], args[4], args[5]
+                prow, nrow = [G.row(0, G.item(1, q)) for q in range(r)], [G.row(0, G.item(2, q)) for q in range(r)]
+                mrow, wrow, bp = [G.row(7, q) for q in range(r)], [G.row(8, k) for k in range(K)], G.row(6, 0)
+                at = sums(G, G.a[9])
+                s = [[cgutils.alloca_once_value(builder, builder.load(at[q][k], align=4)) for k in range(K)]
+                     for q in range(r)]
+                with G.loop(j0, j1, 16) as (j, _):
+                    bv, v = G.load(bp, j), []
+                    for q in range(r):
+                        x, on = G.relu(builder.fadd(G.cache(prow[q], j, 16, wide), bv))
+                        G.store(builder.zext(on, ir.VectorType(i8, 16)), mrow[q], j, 1)
+                        v.append(x)
                     for k in range(K):
-                        u = builder.call(fma, [w[k], gvec[q][k], u])
-                    m = builder.fcmp_ordered(">", load(builder.gep(hrow[q], [off])), zero)
-                    t = builder.select(m, u, t)
-                builder.store(t, builder.bitcast(gp, vp), align=4)
-                for q in range(RB):
-                    builder.call(pf, [builder.gep(nrow[q], [builder.mul(j, isz)]), ir.Constant(i32, 0),
-                                      ir.Constant(i32, 2), ir.Constant(i32, 1)])
-            return n
-        return numba.int64(h, g, W, grad, P, nxt), codegen
+                        w = G.load(wrow[k], j)
+                        for q in range(r):
+                            builder.store(builder.call(G.fma, [v[q], w, builder.load(s[q][k])]), s[q][k])
+                    ahead = builder.mul(builder.add(builder.sub(jn, j0), j), ir.Constant(i64, size))
+                    for q in range(r):                  # prefetch(address, read, locality 2 (L2), data)
+                        builder.call(G.pf, [builder.gep(nrow[q], [ahead]), *(ir.Constant(i32, x) for x in (0, 2, 1))])
+                for q in range(r):
+                    for k in range(K):
+                        builder.store(builder.load(s[q][k]), at[q][k], align=4)
+                return context.get_dummy_value()
+            return numba.void(P, rows, nxt, j0, j1, jn, b, m, W, acc), codegen
 
-    def loops(r: int, el):                  # (forward_rows, backward) for r rows at a time
+        @intrinsic
+        def finish(typingctx, P, rows, jv, j1, b, m, W, acc, out):
+            if not (typed(P, rows, b, m, W, acc) and isinstance(out, Array) and out.dtype == numba.float32):
+                return None
+            wide = P.dtype == numba.int16
+
+            def codegen(context, builder, sig, args):
+                G = Gen(context, builder, sig, args)
+                jv, j1 = args[2], args[3]
+                prow, mrow = [G.row(0, G.item(1, q)) for q in range(r)], [G.row(5, q) for q in range(r)]
+                wrow, orow, bp = [G.row(6, k) for k in range(K)], [G.row(8, q) for q in range(r)], G.row(4, 0)
+                at = sums(G, G.a[7])
+
+                def reduced(x):                         # lanes 0..n/2 plus lanes n/2..n, down to one
+                    for n in (16, 8, 4, 2):
+                        half = [builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(i32, n // 2), list(idx)))
+                                for idx in (range(n // 2), range(n // 2, n))]
+                        x = builder.fadd(*half)
+                    return builder.extract_element(x, ir.Constant(i32, 0))
+                s = [[cgutils.alloca_once_value(builder, reduced(builder.load(at[q][k], align=4))) for k in range(K)]
+                     for q in range(r)]
+                with G.loop(jv, j1, 1) as (j, _):      # the last columns, one by one
+                    bj = G.load(bp, j, f32)
+                    for q in range(r):
+                        x, on = G.relu(builder.fadd(G.cache(prow[q], j, 1, wide), bj))
+                        G.store(builder.zext(on, i8), mrow[q], j, 1)
+                        for k in range(K):
+                            builder.store(builder.call(G.fma1, [x, G.load(wrow[k], j, f32), builder.load(s[q][k])]),
+                                          s[q][k])
+                for q in range(r):
+                    for k in range(K):
+                        p = builder.bitcast(builder.gep(orow[q], [ir.Constant(i64, 4 * k)]), f32.as_pointer())
+                        builder.store(builder.fadd(builder.load(p), builder.load(s[q][k])), p)
+                return context.get_dummy_value()
+            return numba.void(P, rows, jv, j1, b, m, W, acc, out), codegen
+        return cols, finish
+
+    def backward_rows(r: int):
+        """The generated backward loop for r rows (``_source``) over columns j0..j1 in whole vectors of 16, as LLVM
+        compiles it, written out (per row, in order, one chain of multiply-adds through grad[j], then the row's mask),
+        UB vectors side by side; the column it stopped at."""
+        @intrinsic
+        def backward(typingctx, m, g, W, grad, j0, j1):
+            if not (all(isinstance(a, Array) and a.layout == "C" for a in (m, g, W, grad))
+                    and m.dtype == numba.boolean and g.dtype == W.dtype == grad.dtype == numba.float32):
+                return None
+
+            def codegen(context, builder, sig, args):
+                G = Gen(context, builder, sig, args)
+                j0, j1 = args[4], args[5]
+                mrow, wrow, gp = [G.row(0, q) for q in range(r)], [G.row(2, k) for k in range(K)], G.row(3, 0)
+                mvec = ir.VectorType(i8, 16)
+
+                def columns(j, U):                      # U vectors of 16 columns from column j
+                    gv = [[builder.shuffle_vector(      # g[q, k] in all 16 lanes
+                        builder.insert_element(ir.Constant(vec, ir.Undefined), G.load(G.row(1, q), ir.Constant(
+                            i64, k), f32), ir.Constant(i32, 0)), ir.Constant(vec, ir.Undefined),
+                        ir.Constant(ir.VectorType(i32, 16), [0] * 16)) for k in range(K)] for q in range(r)]
+                    js = [builder.add(j, ir.Constant(i64, 16 * u)) for u in range(U)]
+                    w = [[G.load(wrow[k], x) for k in range(K)] for x in js]
+                    t = [G.load(gp, x) for x in js]
+                    for q in range(r):                  # t + sum_k g[q, k] W[k, j], one chain, kept where h > 0
+                        a = list(t)
+                        for k in range(K):
+                            for u in range(U):
+                                a[u] = builder.call(G.fma, [w[u][k], gv[q][k], a[u]])
+                        for u in range(U):
+                            on = builder.icmp_unsigned("!=", G.load(mrow[q], js[u], mvec, 1), ir.Constant(mvec, [0] * 16))
+                            t[u] = builder.select(on, a[u], t[u])
+                    for u in range(U):
+                        G.store(t[u], gp, js[u])
+                n, nU = G.whole(j0, j1), G.whole(j0, j1, 16 * UB)
+                with G.loop(j0, nU, 16 * UB) as (j, _):
+                    columns(j, UB)
+                with G.loop(nU, n, 16) as (j, _):
+                    columns(j, 1)
+                return n
+            return numba.int64(m, g, W, grad, j0, j1), codegen
+        return backward
+
+    def loops(r: int, el):                  # (forward_rows, backward) for r rows at a time, as generated
         ns = {"np": np, "el": el}
         exec(_source(K, r), ns)
         for name in ("forward", "backward", "forward_rows"):  # forward_rows finds forward compiled in ns
             ns[name] = njit(fastmath=FASTMATH, inline="always")(ns[name])
         return ns["forward_rows"], ns["backward"]
 
+    cols_R, finish_R = forward_rows(R)
+    back_1, back_R, back_B = backward_rows(1), backward_rows(R), backward_rows(RB)
+
     def make(el):
-        (forward_R, backward_R), (forward_1, backward_1) = loops(R, el), loops(1, el)
-        backward_B = loops(RB, el)[1]
+        forward_1, backward_1 = loops(1, el)
+        backward_R, backward_B = loops(R, el)[1], loops(RB, el)[1]
 
         @njit(parallel=True, fastmath=FASTMATH)
-        def step(P, rows, y, b, W, c, logits, grads, chunk):
+        def step(P, rows, y, b, W, c, logits, grads, masks, chunk):
             B, T, H = rows.shape[0], grads.shape[0], b.shape[0]
-            for t in prange(T):
+            for t in prange(T):                     # the thread's rows i0..end
                 grad = grads[t]
                 grad[:] = 0
-                h3 = np.empty((RB // R, R, H), np.float32)     # RB rows' h, R rows at a time
-                h, g, nxt = h3.reshape((RB, H)), np.empty((RB, K), np.float32), np.empty(RB, np.int64)
-                i, end = t * B // T, (t + 1) * B // T
-                while i < end:
-                    n = RB if end - i >= RB else min(R, end - i)   # RB rows at a time, then R, then one by one
-                    for i2 in range(0, n, R):
-                        r = min(R, n - i2)
-                        L = logits[i + i2:i + i2 + r]
-                        for q in range(r):
-                            L[q] = c
-                        for j0 in range(0, H, chunk):
-                            j1 = min(j0 + chunk, H)
-                            if r == R:
-                                forward_R(P, rows[i + i2:i + i2 + R], j0, j1, b, h3[i2 // R], W, L)
-                            else:                       # n = 1: the last row
-                                forward_1(P, rows[i:i + 1], j0, j1, b, h[:1], W, L)
-                    for q in range(n):                  # the softmax's gradient: g = softmax(L) - onehot(y)
-                        L = logits[i + q]
-                        top, z = L.max(), np.float32(0)
-                        for k in range(K):
-                            g[q, k] = np.exp(L[k] - top)
-                            z += g[q, k]
-                        for k in range(K):
-                            g[q, k] /= z
-                        g[q, y[i + q]] -= 1
-                    if n == RB:
-                        for q in range(RB):             # the next RB rows, to prefetch (the last RB: these again)
-                            nxt[q] = rows[i + RB + q] if i + 2 * RB <= end else rows[i + q]
-                        done = backward_ahead(h, g, W, grad, P, nxt)
-                        backward_B(h, g, W, grad, done)  # the last columns, fewer than 16
-                    elif n == R:                        # the last pair (h3[0], g's first R rows)
-                        backward_R(h3[0], g, W, grad, 0)
-                    else:
-                        backward_1(h[:1], g, W, grad, 0)
-                    i += n
+                i0, end = t * B // T, (t + 1) * B // T
+                n, pairs = end - i0, (end - i0) // R
+                m, g, nxt = masks[i0:end], np.empty((end - i0, K), np.float32), np.empty(R, np.int64)
+                acc = np.empty((pairs, R, K, 16), np.float32)
+                for q in range(n):
+                    logits[i0 + q] = c
+                for j0 in range(0, H, chunk):           # forward: pieces of chunk columns, in sub-pieces of SUB
+                    j1 = min(j0 + chunk, H)
+                    jv = j0 + (j1 - j0) // 16 * 16
+                    acc[:] = 0
+                    for s0 in range(j0, jv, SUB):
+                        s1 = min(s0 + SUB, jv)
+                        for p in range(pairs):
+                            jn = s0 if p + 1 < pairs else s1    # the next pair (the first, in the next sub-piece)
+                            for q in range(R):
+                                nxt[q] = rows[i0 + (p + 1) % pairs * R + q]
+                            cols_R(P, rows[i0 + p * R:i0 + p * R + R], nxt, s0, s1, jn, b, m[p * R:p * R + R], W,
+                                   acc[p])
+                    for p in range(pairs):
+                        finish_R(P, rows[i0 + p * R:i0 + p * R + R], jv, j1, b, m[p * R:p * R + R], W, acc[p],
+                                 logits[i0 + p * R:i0 + p * R + R])
+                    if n % R:                           # the last row
+                        forward_1(P, rows[end - 1:end], j0, j1, b, m[n - 1:n], W, logits[end - 1:end])
+                for q in range(n):                      # the softmax's gradient: g = softmax(L) - onehot(y)
+                    L = logits[i0 + q]
+                    top, z = L.max(), np.float32(0)
+                    for k in range(K):
+                        g[q, k] = np.exp(L[k] - top)
+                        z += g[q, k]
+                    for k in range(K):
+                        g[q, k] /= z
+                    g[q, y[i0 + q]] -= 1
+                for j0 in range(0, H, BACK):            # backward: pieces of BACK columns (whole vectors)
+                    j1 = min(j0 + BACK, H)
+                    i = 0
+                    while i < n:                        # RB rows at a time, then R, then one
+                        r = RB if n - i >= RB else min(R, n - i)
+                        mi, gi = m[i:i + r], g[i:i + r]
+                        if r == RB:
+                            done = back_B(mi, gi, W, grad, j0, j1)
+                            if done < j1:               # the last columns (fewer than 16), as generated
+                                backward_B(mi, gi, W, grad, done)
+                        elif r == R:
+                            done = back_R(mi, gi, W, grad, j0, j1)
+                            if done < j1:
+                                backward_R(mi, gi, W, grad, done)
+                        else:
+                            done = back_1(mi, gi, W, grad, j0, j1)
+                            if done < j1:
+                                backward_1(mi, gi, W, grad, done)
+                        i += r
         return step
 
     return {torch.float32: make(same), torch.bfloat16: make(widen)}, numba
@@ -329,6 +482,8 @@ def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Ten
     logits = np.empty((len(rows), K), np.float32)
     Pn = P.numpy() if P.dtype == torch.float32 else P.view(torch.int16).numpy()
     c = np.zeros(K, np.float32) if c is None else c.detach().numpy()
-    W = W_out.detach().contiguous().numpy()  # backward_ahead reads its rows as contiguous vectors
-    steps[P.dtype](Pn, rows.numpy(), y.numpy(), b.detach().numpy(), W, c, logits, work["grads"], CHUNK)
+    W = W_out.detach().contiguous().numpy()  # the IR loops read its rows as contiguous vectors
+    if work.get("masks") is None or work["masks"].shape[0] < len(rows) or work["masks"].shape[1] != H:
+        work["masks"] = np.empty((len(rows), H), np.bool_)
+    steps[P.dtype](Pn, rows.numpy(), y.numpy(), b.detach().numpy(), W, c, logits, work["grads"], work["masks"], CHUNK)
     return F.cross_entropy(torch.from_numpy(logits), y), torch.from_numpy(work["grads"].sum(0)).div_(len(rows))
