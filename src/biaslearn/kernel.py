@@ -91,8 +91,10 @@ rounds of 20 batches in each order, float32 0.73 (0.69-0.76) and 0.66 (0.63-0.68
 the CPU's cache, the forward loop in sub-pieces of 512 columns took 0.78 of the time it took over whole pieces of 2048
 (W_out's piece in L2), and the backward loop with UB = 4 vectors side by side 0.88 of its time with one. Not kept: the
 backward in pieces of 512 columns (1.02-1.05), UB = 2 (0.90 where UB = 4 took 0.88), prefetching 2, 4 or 8 pairs
-ahead in place of 1 (0.97-0.99, within the rounds' spread), sub-pieces of 256 columns (1.0-1.2), and a cache in
-2 MB pages (madvise; the step before this one took 1.11 (1.02-1.13) of its time with them). What still bounds the
+ahead in place of 1 (0.97-0.99, within the rounds' spread), sub-pieces of 256 columns (1.0-1.2), a cache in 2 MB
+pages (madvise; the step before this one took 1.11 (1.02-1.13) of its time with them), and each thread's rows in blocks
+of 8 to 32, the next block's rows prefetched whole, row after row, while one block goes forward (so that memory sees
+long runs; bit-identical): 1.39-1.56 of the time, whichever cache level the prefetch named. What still bounds the
 step here: read in sub-pieces of a few KB from random rows, this machine's memory gives one core 11-14 GB/s and two
 18-19 GB/s (whole rows: 23 and 32 GB/s), and the forward loop, on its own, runs at about that rate.
 """
