@@ -261,6 +261,8 @@ def test_compiled_kernel_refuses_what_it_cannot_read():
         kernel.bias_step(P.double(), torch.arange(4), y4, model.b, model.W_out)
     with pytest.raises(ValueError, match="disagree on the number of hidden units"):
         kernel.bias_step(torch.zeros(4, 19), torch.arange(4), y4, model.b, model.W_out)
+    with pytest.raises(ValueError, match="give a contiguous cache"):
+        kernel.bias_step(torch.zeros(20, 4).t(), torch.arange(4), y4, model.b, model.W_out)
     for rows, y in [(torch.tensor([0, 1, 2, 4]), y4), (torch.tensor([-1, 0, 1, 2]), y4),
                     (torch.arange(4), torch.tensor([0, 0, 0, 10])), (torch.arange(3), y4)]:
         with pytest.raises(ValueError, match="give one label per row, rows in"):

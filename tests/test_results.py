@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -375,6 +376,10 @@ def test_provenance_records_versions_threads_and_determinism(tmp_path):
     assert prov["cuda"] == torch.version.cuda
     assert prov["cudnn"] == (torch.backends.cudnn.version() if torch.version.cuda else None)
     assert prov["threads"] == torch.get_num_threads()
+    assert prov["cpu_model"] == results.cpu_model()
+    info = Path("/proc/cpuinfo").read_text().split("\n\n")[0] if Path("/proc/cpuinfo").exists() else ""
+    family = [line.split(":")[1].strip() for line in info.splitlines() if line.startswith("cpu family")]
+    assert (f"family {family[0]} model " in prov["cpu_model"]) if family else prov["cpu_model"] is None
     assert prov["deterministic_algorithms"] is torch.are_deterministic_algorithms_enabled()
     assert prov["cudnn_benchmark"] is torch.backends.cudnn.benchmark
     assert prov["cudnn_deterministic"] is torch.backends.cudnn.deterministic

@@ -12,8 +12,8 @@ the piece of W_out (K x H, 1.3 MB at the paper's shape: more than the 1 MB of L2
 in the CPU's nearest cache while all its rows go past it:
 - forward: pieces of CHUNK columns, each in sub-pieces of SUB (W_out's sub-piece, 20 KB, in L1); R = 2 rows at a time
   (``forward_rows``: 2 rows' 20 sums fit AVX-512's 32 registers with the loop's other values, 4 rows' 40 spill), each
-  pair's 16-lane sums carried from sub-piece to sub-piece in memory, so that each sum is that of one pass over the piece;
-  while a pair goes through a sub-piece, the next pair's columns are prefetched into L2;
+  pair's 16-lane sums carried from sub-piece to sub-piece in memory, so that each sum is that of one pass over the
+  piece; while a pair goes through a sub-piece, the next pair's columns are prefetched into L2;
 - backward: pieces of BACK columns (W_out's piece in L2); RB = 4 rows at a time, so that each element of W_out is
   loaded once per 4 rows; UB = 4 vectors of 16 columns side by side (``backward_rows``), since each column's sum is one
   chain of multiply-adds (10 per row, row after row) that the core can only overlap with other columns' chains.
@@ -250,9 +250,11 @@ def _compiled(K: int):
         parts. cols: columns j0..j1 (whole vectors) of the rows ``rows`` of the cache P into their 16-lane sums ``acc``
         (r x K x 16, carried from the call before), storing the masks [h > 0] (m), while it prefetches the columns
         from jn of the cache's rows ``nxt`` into L2. finish: each sum reduced in halves (lanes i and i + 8, ...), then
-        columns jv..j1 one by one, added to ``out``. The sums are those of one call to the generated loop over j0..j1."""
+        columns jv..j1 one by one, added to ``out``. The sums are those of one call to the generated loop over
+        j0..j1."""
         def typed(P, rows, b, m, W, acc):
             return (all(isinstance(a, Array) for a in (P, rows, b, m, W, acc)) and P.ndim == 2
+                    and all(a.layout == "C" for a in (P, b, m, W, acc))       # rows read as contiguous vectors
                     and P.dtype in (numba.float32, numba.int16) and rows.dtype == numba.int64
                     and m.dtype == numba.boolean and b.dtype == W.dtype == acc.dtype == numba.float32)
 
@@ -360,7 +362,8 @@ def _compiled(K: int):
                             for u in range(U):
                                 a[u] = builder.call(G.fma, [w[u][k], gv[q][k], a[u]])
                         for u in range(U):
-                            on = builder.icmp_unsigned("!=", G.load(mrow[q], js[u], mvec, 1), ir.Constant(mvec, [0] * 16))
+                            on = builder.icmp_unsigned("!=", G.load(mrow[q], js[u], mvec, 1),
+                                                       ir.Constant(mvec, [0] * 16))
                             t[u] = builder.select(on, a[u], t[u])
                     for u in range(U):
                         G.store(t[u], gp, js[u])
@@ -467,6 +470,9 @@ def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Ten
     if P.device.type != "cpu" or P.dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"kernel.bias_step takes a float32 or bfloat16 cache in host memory, not {P.dtype} on "
                          f"{P.device}: use train.bias_step there")
+    if not P.is_contiguous():
+        raise ValueError(f"kernel.bias_step reads the cache's rows as contiguous vectors: give a contiguous cache "
+                         f"(this one has strides {P.stride()}; P.contiguous() copies it)")
     K, H = W_out.shape
     # the compiled loop checks no index: a bad one would read or write outside its arrays, so check here
     if P.dim() != 2 or P.shape[1] != H or b.shape != (H,) or (c is not None and c.shape != (K,)):
@@ -484,8 +490,9 @@ def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Ten
     logits = np.empty((len(rows), K), np.float32)
     Pn = P.numpy() if P.dtype == torch.float32 else P.view(torch.int16).numpy()
     c = np.zeros(K, np.float32) if c is None else c.detach().numpy()
-    W = W_out.detach().contiguous().numpy()  # the IR loops read its rows as contiguous vectors
+    W = W_out.detach().contiguous().numpy()  # the IR loops read its rows (and b's) as contiguous vectors
     if work.get("masks") is None or work["masks"].shape[0] < len(rows) or work["masks"].shape[1] != H:
         work["masks"] = np.empty((len(rows), H), np.bool_)
-    steps[P.dtype](Pn, rows.numpy(), y.numpy(), b.detach().numpy(), W, c, logits, work["grads"], work["masks"], CHUNK)
+    steps[P.dtype](Pn, rows.numpy(), y.numpy(), b.detach().contiguous().numpy(), W, c, logits, work["grads"],
+                   work["masks"], CHUNK)
     return F.cross_entropy(torch.from_numpy(logits), y), torch.from_numpy(work["grads"].sum(0)).div_(len(rows))

@@ -187,6 +187,21 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_model() -> str | None:
+    """The CPU's vendor, family, model and stepping (from /proc/cpuinfo on Linux; None elsewhere): virtual machines
+    often give two generations the same name ("AMD EPYC"), and a float32 loop's last bits can follow the CPU."""
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                    if ":" in line)
+    except OSError:
+        return None
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    if "cpu family" not in info:
+        return None
+    return f"{info.get('vendor_id', '?')} family {info['cpu family']} model {info.get('model', '?')} " \
+           f"stepping {info.get('stepping', '?')}"
+
+
 @functools.cache
 def code_version() -> dict:
     """The git commit of the code, and whether src/ had uncommitted changes: taken once per
@@ -218,6 +233,7 @@ def provenance(wall_seconds: float, device: str) -> dict:
         "numpy": np.__version__,
         "device": device,
         "cpu": cpu_name(),
+        "cpu_model": cpu_model(),
         "gpu": torch.cuda.get_device_name(device) if str(device).startswith("cuda") else None,
         "threads": torch.get_num_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
@@ -484,6 +500,10 @@ def verify(sample: int = 1, max_seconds: float = 60.0, root=None, experiments=No
             finally:
                 torch.set_num_threads(threads)
             diff = differences(r["metrics"], new["metrics"])
+            if diff:                            # where it was stored, if not on this CPU (or not recorded)
+                was = r["provenance"].get("cpu_model")
+                if was != cpu_model():
+                    diff.append(f"stored on {was or 'a CPU whose model was not recorded'}, here {cpu_model()}")
             report.append({"experiment": name, "file": r["file"], "status": "differs" if diff else "same",
                            "detail": "; ".join(diff)})
     return report
