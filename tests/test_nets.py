@@ -228,6 +228,24 @@ def test_fast_path_equals_autograd(out_bias, step, setting, n_out, monkeypatch):
     torch.testing.assert_close(grad, model.b.grad, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("chunk", [1024, 2048])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_compiled_kernel_carries_its_sums_across_sub_pieces(chunk, dtype, monkeypatch):
+    """At a width above kernel.SUB (1,300, not a multiple of 16) the compiled step's forward carries each pair's sums
+    from sub-piece to sub-piece, its pieces end in columns taken one by one, and its backward runs UB vectors side by
+    side, then one, then the generated loop: still the PyTorch step's loss and gradient."""
+    from biaslearn import kernel
+    assert 1300 > kernel.SUB and 1300 % 16 and kernel.SUB % 16 == 0
+    monkeypatch.setattr(kernel, "CHUNK", chunk)  # one piece of 1,300 columns, or pieces of 1,024 and 276
+    model = nets.RandomMLP(30, 1300, 10, "bias", seed=3)
+    x, y = torch.rand(41, 30), torch.randint(0, 10, (41,))
+    P, rows = train.project(x, model.W_in, dtype), torch.randperm(41, generator=torch.Generator().manual_seed(0))
+    (l1, g1), (l2, g2) = (kernel.bias_step(P, rows, y[rows], model.b, model.W_out),
+                          train.bias_step(P, rows, y[rows], model.b, model.W_out))
+    assert abs(l1.item() - l2.item()) < 1e-6
+    torch.testing.assert_close(g1, g2, rtol=1e-5, atol=1e-7)
+
+
 def test_fast_path_bfloat16_cache_is_close():
     model = nets.RandomMLP(30, 200, 10, "bias", seed=2)
     x, y = torch.rand(64, 30), torch.randint(0, 10, (64,))
