@@ -244,6 +244,8 @@ def test_compiled_kernel_carries_its_sums_across_sub_pieces(chunk, dtype, monkey
                           train.bias_step(P, rows, y[rows], model.b, model.W_out))
     assert abs(l1.item() - l2.item()) < 1e-6
     torch.testing.assert_close(g1, g2, rtol=1e-5, atol=1e-7)
+    l3, g3 = kernel.bias_step(P, rows.int(), y[rows], model.b, model.W_out)  # int32 rows: the same numbers
+    assert l3.item() == l1.item() and torch.equal(g3, g1)
 
 
 def test_fast_path_bfloat16_cache_is_close():

@@ -17,18 +17,18 @@ in the CPU's nearest cache while all its rows go past it:
 - backward: pieces of BACK columns (W_out's piece in L2); RB = 4 rows at a time, so that each element of W_out is
   loaded once per 4 rows; UB = 4 vectors of 16 columns side by side (``backward_rows``), since each column's sum is one
   chain of multiply-adds (10 per row, row after row) that the core can only overlap with other columns' chains.
-Only masks are kept between the two (1 byte, not h's 4, per element: 4 MB a thread at the paper's shape).
-A call to LLVM's prefetch stops LLVM from vectorising a loop, and carrying a sum between calls needs its 16 lanes, so
-those loops are written out in LLVM's IR, in the order LLVM compiles the generated loops (``_source``) in: the forward
-sums in 16 lanes, reduced in halves at the end of a piece, then its last columns one by one; the backward per row, in
-order, one chain through grad[j], then the row's mask. So the numbers are those of the generated loops at the paper's
-shape (checked bit for bit: float32 and bfloat16, batches of 3 to 256 rows on 1 and 2 threads, pieces of 64 and 2048
-columns, against the step of 2026-12-03 that ran the generated loops row by row); where H is not a multiple of 16 the
-gradient's last columns add in another order (within 8e-9 of that step, at H = 300 and 5000). The loops over the K
-outputs and R rows are written out (``_source``) so that each sum stays in a register; numba compiles them once per K
-and cache dtype, on first use (a few seconds). A bfloat16 cache is read as its 16 bits and widened in registers (a
-bfloat16 is the top half of a float32). The sums may be reassociated (vectorised) but NaN and infinity keep their
-meaning, so a network that blew up still shows a NaN loss.
+Only masks are kept between the two (1 byte, not h's 4, per element: 4 MB a thread at the paper's shape, batches of 256
+on 2 threads). A call to LLVM's prefetch stops LLVM from vectorising a loop, carrying a sum between calls needs its 16
+lanes, and LLVM keeps no more than one column's chain in a loop's body, so those loops are written out in LLVM's IR, in
+the order LLVM compiles the generated loops (``_source``) in: the forward sums in 16 lanes, reduced in halves at the end
+of a piece, then its last columns one by one; the backward per row, in order, one chain through grad[j], then the row's
+mask. So the numbers are those of the generated loops at the paper's shape (checked bit for bit: float32 and bfloat16,
+batches of 3 to 256 rows on 1 and 2 threads, pieces of 64 and 2048 columns, against the step of 2026-12-03 that ran the
+generated loops row by row); where H is not a multiple of 16 the gradient's last columns add in another order (within
+8e-9 of that step, at H = 300 and 5000). The loops over the K outputs and R rows are written out (``_source``) so that
+each sum stays in a register; numba compiles them once per K and cache dtype, on first use (a few seconds). A bfloat16
+cache is read as its 16 bits and widened in registers (a bfloat16 is the top half of a float32). The sums may be
+reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows a NaN loss.
 On a CPU with AVX-512 the loops use 512-bit vectors (``wide_vectors``): LLVM's default for many Intel models is 256-bit
 ones, which took 1.04-1.41 times as long here (8 pairs of runs, median 1.12). The vector width sets the order of the
 forward sums, so the last bits of the loss and gradient depend on it (the gradient test in tests/test_nets.py holds at
@@ -41,8 +41,8 @@ read by the forward loop; that step took 1.21 (1.19-1.32) times as long as this 
 same rows (0.47-0.55 s per epoch). Tried there and slower, as multiples of this step's time:
 - blocks of 32 rows over 512-column pieces, so that the pieces of W_out stay in L1: 1.05 (1.12 with software prefetch);
 - software prefetch of the next two rows during the backward loop, so that memory works while the core computes: 1.27
-  on one thread (the backward loop cut into the pieces this needs, without the prefetch: 1.09; backward_ahead, which
-  does it without cutting the loop, came later and was not measured on that Xeon);
+  on one thread (the backward loop cut into the pieces this needs, without the prefetch: 1.09; backward_ahead (since
+  replaced by the present layout), which did it without cutting the loop, came later and was not measured on that Xeon);
 - AVX512-BF16 dot products (vdpbf16ps on bfloat16 h, W_out and g, through inline assembly): 1.15-1.26; its dot loops
   took as long as the float32 ones;
 - the backward loop written with explicit vectors (numba intrinsics over LLVM's fma), each row's sum in two chains of 5
@@ -73,13 +73,13 @@ takes 1.13 times the loop's time (10 paired rounds, 0.99-1.30). Tried there and 
 - the backward loop compiled without "reassoc", so that LLVM keeps the tree of each row's 10 products in place of the
   one chain of 20 multiply-adds through grad[j] it makes of them (other last bits): 1.00 (0.94-1.03).
 What helped there (the whole step over a cache in DRAM, batches of 256, 10 paired rounds of 30 batches, each change
-against the step before it, the same numbers): backward_ahead's prefetch, with 2 rows at a time in the backward loop,
-float32 0.873 (0.852-0.910) of the time, bfloat16 0.946 (0.904-1.001) (a C copy of the loop, not kept, had shown it
-first: 1.02-1.07 to 0.77-0.81 ns per element and row); then RB = 4 rows at a time in the backward loop, float32 0.850
-(0.846-0.866), bfloat16 0.891 (0.876-0.928); RB = 8 took 1.13 (1.09-1.15) of RB = 4's time (8 rounds: its h, 1 MB,
-no longer stays in L2). Prefetching each 64-byte line once for a bfloat16 cache, in place of once per 16 columns
-(twice a line), took 1.07 (1.06-1.09); the forward loop's pieces taken for the 4 rows in turn, so that the second pair
-finds each piece of W_out in L2 (bit-identical), float32 1.16 (1.15-1.19), bfloat16 0.98 (0.85-1.08).
+against the step before it, the same numbers): backward_ahead's prefetch (since replaced), with 2 rows at a time in the
+backward loop, float32 0.873 (0.852-0.910) of the time, bfloat16 0.946 (0.904-1.001) (a C copy of the loop, not kept,
+had shown it first: 1.02-1.07 to 0.77-0.81 ns per element and row); then RB = 4 rows at a time in the backward loop,
+float32 0.850 (0.846-0.866), bfloat16 0.891 (0.876-0.928); RB = 8 took 1.13 (1.09-1.15) of RB = 4's time (8 rounds: its
+h, 1 MB, no longer stays in L2). Prefetching each 64-byte line once for a bfloat16 cache, in place of once per 16
+columns (twice a line), took 1.07 (1.06-1.09); the forward loop's pieces taken for the 4 rows in turn, so that the
+second pair finds each piece of W_out in L2 (bit-identical), float32 1.16 (1.15-1.19), bfloat16 0.98 (0.85-1.08).
 Measured again an hour later, the whole change (prefetch and RB = 4) against the step before it, in both orders of
 the pair (each order favoured its second member by up to 9% in a check of two steps that run the same code), 10
 rounds each: float32 0.95, 1.03, 0.99 and 1.01 (no gain at that moment), bfloat16 0.88 and 0.90. The float32 gain
@@ -109,10 +109,13 @@ import torch.nn.functional as F
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # LLVM's fast-math flags without "no NaN" / "no infinity"
 R = 2          # rows at a time in the forward loop: each pass over W_out (K x H, from the CPU's cache) serves R rows
                # (4 rows' sums spill out of the registers)
-RB = 4         # rows at a time in the backward loop (2 forward passes of R rows)
-SUB = 512      # columns at a time in the forward loop's passes over a piece (its W_out, 20 KB, stays in L1)
+RB = 4         # rows at a time in the backward loop: each element of W_out is loaded once per RB rows there
+SUB = 512      # columns at a time in the forward loop's passes over a piece (its W_out, 20 KB, stays in L1); a
+               # multiple of 16, since the IR loop goes over whole vectors only
 UB = 4         # vectors of 16 columns side by side in the backward loop (4 chains of multiply-adds in flight)
-BACK = 2048    # columns at a time in the backward loop (a multiple of 16)
+BACK = 2048    # columns at a time in the backward loop; a multiple of 16, since only the last piece's last columns
+               # (fewer than 16) go through the generated loop, which runs to the row's end
+assert SUB % 16 == 0 and BACK % 16 == 0
 CHUNK = 2048   # columns at a time in the forward loop: the logits' sums are added up piece by piece, so the pieces set
                # the last bits of the loss and gradient (the stored feedforward_kernel runs used 2048)
 
@@ -133,9 +136,9 @@ def _source(K: int, R: int) -> str:
     ks, rs = range(K), range(R)
     ps = ", ".join(f"p{q}" for q in rs)
     return "\n".join([
-        f"def forward(h, b, W, out, j0, j1, {ps}):",    # columns j0..j1 of h[q] = relu(p_q + b) (p_q: those
-        *(f"    w{k} = W[{k}][j0:j1]" for k in ks),      # columns only) and out[q, k] += h[q] . W[k] over them;
-        *(f"    h{q} = h[{q}][j0:j1]" for q in rs),      # 1-d slices of whole rows, which numba knows contiguous
+        f"def forward(m, b, W, out, j0, j1, {ps}):",    # columns j0..j1: h_q = relu(p_q + b) (p_q: those columns
+        *(f"    w{k} = W[{k}][j0:j1]" for k in ks),      # only), the mask m[q] = [h_q > 0] and out[q, k] += h_q . W[k];
+        *(f"    m{q} = m[{q}][j0:j1]" for q in rs),      # 1-d slices of whole rows, which numba knows contiguous
         "    b = b[j0:j1]",
         *(f"    s{q}_{k} = np.float32(0)" for q in rs for k in ks),
         "    for j in range(b.shape[0]):",
@@ -143,21 +146,21 @@ def _source(K: int, R: int) -> str:
         *(line for q in rs for line in (
             f"        v{q} = el(p{q}[j]) + bj",              # el: the cache's element as a float32
             f"        v{q} = np.float32(0) if v{q} <= 0 else v{q}",   # relu that keeps a NaN (as torch's does)
-            f"        h{q}[j] = v{q} > 0")),                  # the mask [h > 0], a byte
+            f"        m{q}[j] = v{q} > 0")),                  # the mask [h > 0], a byte
         *(line for k in ks for line in (f"        w = w{k}[j]", *(f"        s{q}_{k} += v{q} * w" for q in rs))),
         *(f"    out[{q}, {k}] += s{q}_{k}" for q in rs for k in ks),
         "",
-        "def backward(h, g, W, grad, j0):",              # grad[j] += sum_q [h[q, j] > 0] sum_k g[q, k] W[k, j], j >= j0
+        "def backward(m, g, W, grad, j0):",              # grad[j] += sum_q m[q, j] sum_k g[q, k] W[k, j], j >= j0
         *(f"    w{k} = W[{k}]" for k in ks),
         *(f"    g{q}_{k} = g[{q}, {k}]" for q in rs for k in ks),
-        *(f"    h{q} = h[{q}]" for q in rs),
+        *(f"    m{q} = m[{q}]" for q in rs),
         "    for j in range(j0, grad.shape[0]):",
         *(f"        x{k} = w{k}[j]" for k in ks),
         *(f"        a{q} = " + _tree([f"g{q}_{k} * x{k}" for k in ks]) for q in rs),
-        "        grad[j] += " + " + ".join(f"(a{q} if h{q}[j] else np.float32(0))" for q in rs),
+        "        grad[j] += " + " + ".join(f"(a{q} if m{q}[j] else np.float32(0))" for q in rs),
         "",
-        "def forward_rows(P, rows, j0, j1, b, h, W, out):",  # rows: R indices into the cache P
-        "    forward(h, b, W, out, j0, j1, " + ", ".join(f"P[rows[{q}]][j0:j1]" for q in rs) + ")",
+        "def forward_rows(P, rows, j0, j1, b, m, W, out):",  # rows: R indices into the cache P
+        "    forward(m, b, W, out, j0, j1, " + ", ".join(f"P[rows[{q}]][j0:j1]" for q in rs) + ")",
     ])
 
 
@@ -247,11 +250,11 @@ def _compiled(K: int):
 
     def forward_rows(r: int):
         """(cols, finish): the generated forward loop for r rows (``_source``), as LLVM compiles it, written out in two
-        parts. cols: columns j0..j1 (whole vectors) of the rows ``rows`` of the cache P into their 16-lane sums ``acc``
-        (r x K x 16, carried from the call before), storing the masks [h > 0] (m), while it prefetches the columns
-        from jn of the cache's rows ``nxt`` into L2. finish: each sum reduced in halves (lanes i and i + 8, ...), then
-        columns jv..j1 one by one, added to ``out``. The sums are those of one call to the generated loop over
-        j0..j1."""
+        parts. cols: columns j0..j1 (whole vectors: j1 - j0 a multiple of 16) of the rows ``rows`` of the cache P into
+        their 16-lane sums ``acc`` (r x K x 16, carried from the call before), storing the masks [h > 0] (m), while it
+        prefetches the columns from jn of the cache's rows ``nxt`` into L2. finish: each sum reduced in halves (lanes i
+        and i + 8, ...), then the piece's last columns jv..j1 one by one (their masks too), added to ``out``. The sums
+        are those of one call to the generated loop over j0..j1."""
         def typed(P, rows, b, m, W, acc):
             return (all(isinstance(a, Array) for a in (P, rows, b, m, W, acc)) and P.ndim == 2
                     and all(a.layout == "C" for a in (P, b, m, W, acc))       # rows read as contiguous vectors
@@ -287,7 +290,8 @@ def _compiled(K: int):
                         for q in range(r):
                             builder.store(builder.call(G.fma, [v[q], w, builder.load(s[q][k])]), s[q][k])
                     ahead = builder.mul(builder.add(builder.sub(jn, j0), j), ir.Constant(i64, size))
-                    for q in range(r):                  # prefetch(address, read, locality 2 (L2), data)
+                    for q in range(r):                  # prefetch(address, read, locality 2 (L2), data): past the
+                                                        # cache's end for the last pair (a prefetch never faults)
                         builder.call(G.pf, [builder.gep(nrow[q], [ahead]), *(ir.Constant(i32, x) for x in (0, 2, 1))])
                 for q in range(r):
                     for k in range(K):
@@ -297,7 +301,8 @@ def _compiled(K: int):
 
         @intrinsic
         def finish(typingctx, P, rows, jv, j1, b, m, W, acc, out):
-            if not (typed(P, rows, b, m, W, acc) and isinstance(out, Array) and out.dtype == numba.float32):
+            if not (typed(P, rows, b, m, W, acc) and isinstance(out, Array) and out.dtype == numba.float32
+                    and out.layout == "C"):
                 return None
             wide = P.dtype == numba.int16
 
@@ -335,7 +340,8 @@ def _compiled(K: int):
     def backward_rows(r: int):
         """The generated backward loop for r rows (``_source``) over columns j0..j1 in whole vectors of 16, as LLVM
         compiles it, written out (per row, in order, one chain of multiply-adds through grad[j], then the row's mask),
-        UB vectors side by side; the column it stopped at."""
+        UB vectors side by side; the column it stopped at (the caller sends the last columns, fewer than 16, through
+        the generated loop)."""
         @intrinsic
         def backward(typingctx, m, g, W, grad, j0, j1):
             if not (all(isinstance(a, Array) and a.layout == "C" for a in (m, g, W, grad))
@@ -349,7 +355,8 @@ def _compiled(K: int):
                 mvec = ir.VectorType(i8, 16)
 
                 def columns(j, U):                      # U vectors of 16 columns from column j
-                    gv = [[builder.shuffle_vector(      # g[q, k] in all 16 lanes
+                    gv = [[builder.shuffle_vector(      # g[q, k] in all 16 lanes (read in the loop: 40 of them held
+                                                        # in registers spilled to the stack)
                         builder.insert_element(ir.Constant(vec, ir.Undefined), G.load(G.row(1, q), ir.Constant(
                             i64, k), f32), ir.Constant(i32, 0)), ir.Constant(vec, ir.Undefined),
                         ir.Constant(ir.VectorType(i32, 16), [0] * 16)) for k in range(K)] for q in range(r)]
@@ -493,6 +500,6 @@ def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Ten
     W = W_out.detach().contiguous().numpy()  # the IR loops read its rows (and b's) as contiguous vectors
     if work.get("masks") is None or work["masks"].shape[0] < len(rows) or work["masks"].shape[1] != H:
         work["masks"] = np.empty((len(rows), H), np.bool_)
-    steps[P.dtype](Pn, rows.numpy(), y.numpy(), b.detach().contiguous().numpy(), W, c, logits, work["grads"],
-                   work["masks"], CHUNK)
+    steps[P.dtype](Pn, rows.numpy().astype(np.int64, copy=False), y.numpy(), b.detach().contiguous().numpy(), W, c,
+                   logits, work["grads"], work["masks"], CHUNK)
     return F.cross_entropy(torch.from_numpy(logits), y), torch.from_numpy(work["grads"].sum(0)).div_(len(rows))
