@@ -194,14 +194,17 @@ def _compiled(K: int):
     def same(x):                            # a float32 cache's element
         return x
 
+    def widened(builder, bits):             # bfloat16s (their int16 bits, one or a vector of 16) as float32s, exactly:
+        wide = isinstance(bits.type, ir.VectorType)   # the bits shifted into the top half, read as float32s
+        t32 = ir.VectorType(i32, 16) if wide else i32
+        shifted = builder.shl(builder.zext(bits, t32), ir.Constant(t32, [16] * 16 if wide else 16))
+        return builder.bitcast(shifted, vec if wide else f32)
+
     @intrinsic
-    def widen(typingctx, bits):             # a bfloat16 cache's element (its int16 bits) as a float32, exactly:
+    def widen(typingctx, bits):             # a bfloat16 cache's element (its int16 bits) as a float32
         if bits != numba.int16:             # (anything else is refused when numba compiles, not cast)
             return None
-
-        def codegen(context, builder, sig, args):  # the bits shifted into the top half, read as a float32
-            return builder.bitcast(builder.shl(builder.zext(args[0], i32), ir.Constant(i32, 16)), f32)
-        return numba.float32(numba.int16), codegen
+        return numba.float32(numba.int16), lambda context, builder, sig, args: widened(builder, args[0])
 
     class Gen:
         """One intrinsic's IR: its arguments (numba's arrays unpacked), pointers to their rows, LLVM's vector ops."""
@@ -239,10 +242,7 @@ def _compiled(K: int):
         def cache(self, p, j, width, wide):     # the cache's elements j.. (width of them) as float32s
             if not wide:
                 return self.load(p, j, vec if width == 16 else f32)
-            t16, t32 = (ir.VectorType(i16, 16), ir.VectorType(i32, 16)) if width == 16 else (i16, i32)
-            bits = self.b.zext(self.load(p, j, t16, 2), t32)
-            return self.b.bitcast(self.b.shl(bits, ir.Constant(t32, [16] * 16 if width == 16 else 16)), f32
-                                  if width == 1 else vec)
+            return widened(self.b, self.load(p, j, ir.VectorType(i16, 16) if width == 16 else i16, 2))
 
         def relu(self, v):                      # (0 if v <= 0 else v, v > 0): a NaN kept, and not counted active
             zero = ir.Constant(v.type, [0.0] * 16 if v.type == vec else 0.0)

@@ -176,26 +176,25 @@ def save(config, metrics: dict, curve: dict, wall_seconds: float, device: str,
     return result
 
 
+@functools.cache
+def _cpuinfo() -> dict:
+    """The first processor's fields in /proc/cpuinfo ({} where there is none: not Linux)."""
+    try:
+        block = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        return {}
+    return {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in block.splitlines() if ":" in line)}
+
+
 def cpu_name() -> str:
     """The CPU model (from /proc/cpuinfo on Linux), else what the platform module says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
 def cpu_model() -> str | None:
     """The CPU's vendor, family, model and stepping (from /proc/cpuinfo on Linux; None elsewhere): virtual machines
     often give two generations the same name ("AMD EPYC"), and a float32 loop's last bits can follow the CPU."""
-    try:
-        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                    if ":" in line)
-    except OSError:
-        return None
-    info = {k.strip(): v.strip() for k, v in info.items()}
+    info = _cpuinfo()
     if "cpu family" not in info:
         return None
     return f"{info.get('vendor_id', '?')} family {info['cpu family']} model {info.get('model', '?')} " \
@@ -500,10 +499,9 @@ def verify(sample: int = 1, max_seconds: float = 60.0, root=None, experiments=No
             finally:
                 torch.set_num_threads(threads)
             diff = differences(r["metrics"], new["metrics"])
-            if diff:                            # where it was stored, if not on this CPU (or not recorded)
-                was = r["provenance"].get("cpu_model")
-                if was != cpu_model():
-                    diff.append(f"stored on {was or 'a CPU whose model was not recorded'}, here {cpu_model()}")
+            was = r["provenance"].get("cpu_model")
+            if diff and was != cpu_model():     # where it was stored, if not on this CPU (or not recorded)
+                diff.append(f"stored on {was or 'a CPU whose model was not recorded'}, here {cpu_model()}")
             report.append({"experiment": name, "file": r["file"], "status": "differs" if diff else "same",
                            "detail": "; ".join(diff)})
     return report
