@@ -197,14 +197,18 @@ def test_the_compiled_step_leaves_torchs_thread_count_as_it_was():
 
 
 @pytest.mark.parametrize("out_bias", [False, True])
-@pytest.mark.parametrize("step, setting, n_out", [("torch", 1, 10), ("torch", 7, 10), ("torch", 32, 10),
-                                                  ("numba", 1, 10), ("numba", 2, 10), ("numba", 2, 3)])
-def test_fast_path_equals_autograd(out_bias, step, setting, n_out, monkeypatch):
+@pytest.mark.parametrize("step, setting, n_out, lookup", [
+    ("torch", 1, 10, None), ("torch", 7, 10, None), ("torch", 32, 10, None),
+    ("numba", 1, 10, True), ("numba", 2, 10, True), ("numba", 2, 3, True), ("numba", 2, 10, False)])
+def test_fast_path_equals_autograd(out_bias, step, setting, n_out, lookup, monkeypatch):
     """Both fused cached-projection steps give autograd's loss and bias gradient: train.bias_step (PyTorch, in
     slices of ``setting`` rows) and kernel.bias_step (numba, one pass over the cache, on ``setting`` threads; its
-    rows 2 at a time with the last few one by one, its columns in pieces of 64 here, the last one shorter)."""
+    rows 2 at a time with the last few one by one, its columns in pieces of 64 here, the last one shorter; its
+    backward's groups of 4 rows by table lookup or row by row)."""
     from biaslearn import kernel
     monkeypatch.setattr(kernel, "CHUNK", 64)
+    if lookup is not None:
+        lookup_on(lookup, monkeypatch)
     model = nets.RandomMLP(30, 200, n_out, "bias", seed=2, out_bias=out_bias)
     x, y = torch.rand(90, 30), torch.randint(0, n_out, (90,))
     P = train.project(x, model.W_in)
@@ -228,14 +232,26 @@ def test_fast_path_equals_autograd(out_bias, step, setting, n_out, monkeypatch):
     torch.testing.assert_close(grad, model.b.grad, rtol=1e-5, atol=1e-7)
 
 
+def lookup_on(lookup: bool, monkeypatch) -> None:
+    """The compiled step's backward by table lookup (kernel.table_lookup) or row by row; the lookup needs AVX-512."""
+    from biaslearn import kernel
+    monkeypatch.setenv("BIASLEARN_TABLE_LOOKUP", "1" if lookup else "0")
+    if lookup and not kernel.table_lookup():
+        pytest.skip("the table lookup needs a CPU with AVX-512; this one has none")
+    assert kernel.table_lookup() is lookup
+
+
+@pytest.mark.parametrize("lookup", [True, False])
 @pytest.mark.parametrize("chunk", [1024, 2048])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_compiled_kernel_carries_its_sums_across_sub_pieces(chunk, dtype, monkeypatch):
+def test_compiled_kernel_carries_its_sums_across_sub_pieces(chunk, dtype, lookup, monkeypatch):
     """At a width above kernel.SUB (1,300, not a multiple of 16) the compiled step's forward carries each pair's sums
-    from sub-piece to sub-piece, its pieces end in columns taken one by one, and its backward runs UB vectors side by
-    side, then one, then the generated loop: still the PyTorch step's loss and gradient."""
+    from sub-piece to sub-piece, its pieces end in columns taken one by one, and its backward takes the groups of 4
+    rows by table lookup, 2 vectors side by side, then one, then the generated loop for the last columns (or, without
+    the lookup, runs UB vectors side by side): still the PyTorch step's loss and gradient."""
     from biaslearn import kernel
     assert 1300 > kernel.SUB and 1300 % 16 and kernel.SUB % 16 == 0
+    lookup_on(lookup, monkeypatch)
     monkeypatch.setattr(kernel, "CHUNK", chunk)  # one piece of 1,300 columns, or pieces of 1,024 and 276
     model = nets.RandomMLP(30, 1300, 10, "bias", seed=3)
     x, y = torch.rand(41, 30), torch.randint(0, 10, (41,))

@@ -109,7 +109,8 @@ import torch.nn.functional as F
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}  # LLVM's fast-math flags without "no NaN" / "no infinity"
 R = 2          # rows at a time in the forward loop: each pass over W_out (K x H, from the CPU's cache) serves R rows
                # (4 rows' sums spill out of the registers)
-RB = 4         # rows at a time in the backward loop: each element of W_out is loaded once per RB rows there
+RB = 4         # rows at a time in the backward loop: each element of W_out is loaded once per RB rows there; and the
+               # rows of a group in the table lookup (``backward_table``: 2**RB patterns, one 16-lane vector)
 SUB = 512      # columns at a time in the forward loop's passes over a piece (its W_out, 20 KB, stays in L1); a
                # multiple of 16, since the IR loop goes over whole vectors only
 UB = 4         # vectors of 16 columns side by side in the backward loop (4 chains of multiply-adds in flight)
@@ -164,6 +165,14 @@ def _source(K: int, R: int) -> str:
     ])
 
 
+def table_lookup() -> bool:
+    """Whether the backward takes its groups of RB rows by table lookup (``backward_table``): on a CPU with AVX-512,
+    whose permute looks up 16 lanes at once; elsewhere (and with BIASLEARN_TABLE_LOOKUP=0) row by row."""
+    import os
+    import llvmlite.binding as ll
+    return os.environ.get("BIASLEARN_TABLE_LOOKUP", "1") != "0" and "+avx512f" in ll.get_host_cpu_features().flatten()
+
+
 def wide_vectors() -> str:
     """Ask numba for 512-bit vectors on a CPU with AVX-512 (before its first compilation in this process; a
     NUMBA_CPU_FEATURES of the reader's own is kept), and say which its code uses: "512-bit" or "the CPU's default"."""
@@ -177,9 +186,9 @@ def wide_vectors() -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(K: int):
+def _compiled(K: int, lookup: bool):
     """{cache dtype: the batch step for K outputs}, and numba (imported here: a reader without numba keeps
-    train.bias_step)."""
+    train.bias_step); ``lookup``: the backward's groups of RB rows by table lookup (``table_lookup``)."""
     import numba
     from numba import njit, prange
     from numba.core import cgutils
@@ -383,6 +392,72 @@ def _compiled(K: int):
             return numba.int64(m, g, W, grad, j0, j1), codegen
         return backward
 
+    def backward_table():
+        """The backward of groups of RB = 4 rows by table lookup: for columns j0..j1 in whole vectors of 16 (2 side by
+        side), grad[j] += sum_k W[k, j] a_k[j], where a_k[j] = sum over the groups i of tab[i K + k][p], p the pattern
+        of the group's masks at j (bit q: row RB i + q's). tab[i K + k] holds, for each of the 16 patterns, the sum
+        of g[RB i + q, k] over its rows, so that one permute (AVX-512's vpermps) gives 16 columns' sums over the 4
+        rows: 10 permutes and 10 additions for 4 rows, where the row-by-row loop makes 40 multiply-adds in chains.
+        The column it stopped at."""
+        @intrinsic
+        def backward(typingctx, m, tab, W, grad, j0, j1):
+            if not (all(isinstance(a, Array) and a.layout == "C" for a in (m, tab, W, grad))
+                    and m.dtype == numba.boolean and tab.dtype == W.dtype == grad.dtype == numba.float32):
+                return None
+
+            def codegen(context, builder, sig, args):
+                G = Gen(context, builder, sig, args)
+                j0, j1 = args[4], args[5]
+                ivec, mvec = ir.VectorType(i32, 16), ir.VectorType(i8, 16)
+                permute = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, ivec]),
+                                                         "llvm.x86.avx512.permvar.sf.512")
+                groups = builder.udiv(cgutils.unpack_tuple(builder, G.a[1].shape)[0], ir.Constant(i64, K))
+                wrow, gp = [G.row(2, k) for k in range(K)], G.row(3, 0)
+
+                def columns(j, U):                      # U vectors of 16 columns from column j
+                    js = [builder.add(j, ir.Constant(i64, 16 * u)) for u in range(U)]
+                    a = [[cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * 16)) for k in range(K)]
+                         for u in range(U)]
+                    with G.loop(ir.Constant(i64, 0), groups, 1) as (i, _):
+                        first, pattern = builder.mul(i, ir.Constant(i64, RB)), []
+                        for u in range(U):              # the masks' bytes (0 or 1) of the group's rows as bits
+                            bits = [G.load(G.row(0, builder.add(first, ir.Constant(i64, q))), js[u], mvec, 1)
+                                    for q in range(RB)]
+                            x = bits[0]
+                            for q in range(1, RB):
+                                x = builder.or_(x, builder.shl(bits[q], ir.Constant(mvec, [q] * 16)))
+                            pattern.append(builder.zext(x, ivec))
+                        for k in range(K):
+                            t = builder.load(builder.bitcast(G.row(1, builder.add(builder.mul(i, ir.Constant(
+                                i64, K)), ir.Constant(i64, k))), vec.as_pointer()), align=4)
+                            for u in range(U):
+                                builder.store(builder.fadd(builder.load(a[u][k]), builder.call(permute, [t, pattern[u]])),
+                                              a[u][k])
+                    for u in range(U):                  # grad[j] + sum_k W[k, j] a_k[j], one chain
+                        t = G.load(gp, js[u])
+                        for k in range(K):
+                            t = builder.call(G.fma, [G.load(wrow[k], js[u]), builder.load(a[u][k]), t])
+                        G.store(t, gp, js[u])
+                n, n2 = G.whole(j0, j1), G.whole(j0, j1, 32)
+                with G.loop(j0, n2, 32) as (j, _):
+                    columns(j, 2)
+                with G.loop(n2, n, 16) as (j, _):
+                    columns(j, 1)
+                return n
+            return numba.int64(m, tab, W, grad, j0, j1), codegen
+        return backward
+
+    @njit
+    def tables(g, groups):                  # tab[i K + k, p]: the sum of g[RB i + q, k] over the bits q of p, in order
+        tab = np.zeros((groups * K, 2 ** RB), np.float32)
+        for i in range(groups):
+            for k in range(K):
+                for p in range(2 ** RB):
+                    for q in range(RB):
+                        if p >> q & 1:
+                            tab[i * K + k, p] += g[RB * i + q, k]
+        return tab
+
     def loops(r: int, el):                  # (forward_rows, backward) for r rows at a time, as generated
         ns = {"np": np, "el": el}
         exec(_source(K, r), ns)
@@ -396,6 +471,22 @@ def _compiled(K: int):
     def make(el):
         forward_1, backward_1 = loops(1, el)
         backward_R, backward_B = loops(R, el)[1], loops(RB, el)[1]
+        if lookup:
+            assert 2 ** RB == 16, "a table of 2**RB patterns is one vector of 16 lanes"
+            back_T = backward_table()
+
+            @njit(inline="always")
+            def grouped(m, g, tab, W, grad, j0, j1):  # the backward of the rows in whole groups: how many rows
+                n = tab.shape[0] // K * RB
+                done = back_T(m[:n], tab, W, grad, j0, j1)
+                if done < j1:                   # the last columns (fewer than 16), as generated
+                    for i in range(0, n, RB):
+                        backward_B(m[i:i + RB], g[i:i + RB], W, grad, done)
+                return n
+        else:
+            @njit(inline="always")
+            def grouped(m, g, tab, W, grad, j0, j1):
+                return 0
 
         @njit(parallel=True, fastmath=FASTMATH)
         def step(P, rows, y, b, W, c, logits, grads, masks, chunk):
@@ -435,9 +526,10 @@ def _compiled(K: int):
                     for k in range(K):
                         g[q, k] /= z
                     g[q, y[i0 + q]] -= 1
+                tab = tables(g, n // RB if lookup else 0)
                 for j0 in range(0, H, BACK):            # backward: pieces of BACK columns (whole vectors)
                     j1 = min(j0 + BACK, H)
-                    i = 0
+                    i = grouped(m, g, tab, W, grad, j0, j1)     # groups of RB rows by table lookup, if it is on
                     while i < n:                        # RB rows at a time, then R, then one
                         r = RB if n - i >= RB else min(R, n - i)
                         mi, gi = m[i:i + r], g[i:i + r]
@@ -489,7 +581,7 @@ def bias_step(P: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, b: torch.Ten
                                                    and 0 <= int(y.min()) and int(y.max()) < K)):
         raise ValueError(f"kernel.bias_step: {len(rows)} rows (of a cache of {len(P)}) and {len(y)} labels "
                          f"(of {K} classes): give one label per row, rows in [0, {len(P)}), labels in [0, {K})")
-    steps, numba = _compiled(K)
+    steps, numba = _compiled(K, table_lookup())
     threads = torch_threads(numba)
     work = {} if work is None else work
     if work.get("grads") is None or work["grads"].shape != (threads, H):
