@@ -14,18 +14,25 @@ in the CPU's nearest cache while all its rows go past it:
   (``forward_rows``: 2 rows' 20 sums fit AVX-512's 32 registers with the loop's other values, 4 rows' 40 spill), each
   pair's 16-lane sums carried from sub-piece to sub-piece in memory, so that each sum is that of one pass over the
   piece; while a pair goes through a sub-piece, the next pair's columns are prefetched into L2;
-- backward: pieces of BACK columns (W_out's piece in L2); RB = 4 rows at a time, so that each element of W_out is
-  loaded once per 4 rows; UB = 4 vectors of 16 columns side by side (``backward_rows``), since each column's sum is one
-  chain of multiply-adds (10 per row, row after row) that the core can only overlap with other columns' chains.
+- backward: pieces of BACK columns (W_out's piece in L2). On a CPU with AVX-512, the rows in groups of RB = 4 by table
+  lookup (``backward_table``): d loss / d b_j = (1/B) sum_k W_out[k, j] sum_n [mask_nj] g_nk, and a group's inner sum
+  at column j depends only on the pattern of its 4 masks there, so a table of 16 lanes per group and output (the sums
+  of g over each pattern's rows) and one permute give 16 columns at once: 10 permutes and 10 additions per 4 rows and
+  16 columns, where multiplying out makes 40 multiply-adds. Elsewhere (or with BIASLEARN_TABLE_LOOKUP=0), RB = 4 rows
+  at a time, so that each element of W_out is loaded once per 4 rows, UB = 4 vectors of 16 columns side by side
+  (``backward_rows``), since each column's sum is one chain of multiply-adds (10 per row, row after row) that the core
+  can only overlap with other columns' chains. The rows left over (fewer than 4 per thread) go row by row either way.
 Only masks are kept between the two (1 byte, not h's 4, per element: 4 MB a thread at the paper's shape, batches of 256
 on 2 threads). A call to LLVM's prefetch stops LLVM from vectorising a loop, carrying a sum between calls needs its 16
 lanes, and LLVM keeps no more than one column's chain in a loop's body, so those loops are written out in LLVM's IR, in
 the order LLVM compiles the generated loops (``_source``) in: the forward sums in 16 lanes, reduced in halves at the end
 of a piece, then its last columns one by one; the backward per row, in order, one chain through grad[j], then the row's
-mask. So the numbers are those of the generated loops at the paper's shape (checked bit for bit: float32 and bfloat16,
-batches of 3 to 256 rows on 1 and 2 threads, pieces of 64 and 2048 columns, against the step of 2026-12-03 that ran the
-generated loops row by row); where H is not a multiple of 16 the gradient's last columns add in another order (within
-8e-9 of that step, at H = 300 and 5000). The loops over the K outputs and R rows are written out (``_source``) so that
+mask. So without the table lookup the numbers are those of the generated loops at the paper's shape (checked bit for
+bit: float32 and bfloat16, batches of 3 to 256 rows on 1 and 2 threads, pieces of 64 and 2048 columns, against the
+step of 2026-12-03 that ran the generated loops row by row); where H is not a multiple of 16 the gradient's last
+columns add in another order (within 8e-9 of that step, at H = 300 and 5000). The table lookup adds the gradient's
+terms in another order: the loss is unchanged, the gradient within 2e-9 of that step's at the paper's shape (and
+closer to the PyTorch step's: 7e-10, where the row-by-row loop gave 2e-9). The loops over the K outputs and R rows are written out (``_source``) so that
 each sum stays in a register; numba compiles them once per K and cache dtype, on first use (a few seconds). A bfloat16
 cache is read as its 16 bits and widened in registers (a bfloat16 is the top half of a float32). The sums may be
 reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows a NaN loss.
@@ -97,6 +104,16 @@ of 8 to 32, the next block's rows prefetched whole, row after row, while one blo
 long runs; bit-identical): 1.39-1.56 of the time, whichever cache level the prefetch named. What still bounds the
 step here: read in sub-pieces of a few KB from random rows, this machine's memory gives one core 11-14 GB/s and two
 18-19 GB/s (whole rows: 23 and 32 GB/s), and the forward loop, on its own, runs at about that rate.
+Then the backward's table lookup, against the row-by-row backward (10 paired rounds of 20 batches, batches of 256, 2
+threads): float32 0.62 (0.57-0.63) of the time with the cache's 16 rows in the CPU's cache, 0.73 (0.63-0.76) with 60,000
+in DRAM; bfloat16 0.65 (0.65-0.71) in DRAM. The backward went from about 0.57 of the step's time (0.23 ns per element and
+row on a core, the forward 0.18, in the CPU's cache) to about 0.2-0.25. What bounds the forward now: with 4 rows, held in
+L2, it still takes about 0.19 ns per element and row (its loop: 58 instructions for 20 multiply-adds, no spills);
+without its mask stores, 0.92 of that in L2 and 0.80-0.85 with the cache in DRAM (so masks of a bit, not a byte, might
+pay). Not kept: sub-pieces of 1024 or 2048 columns for a bfloat16 cache (1.19-1.26 of the time, in one round of tests
+1.06); a cache laid out in blocks of 16 rows, each block's sub-pieces contiguous, with batches of whole blocks (so that
+memory sees runs of 32 KB, not 2 KB): 0.94 (0.89-1.03) of the time, float32, not worth changing which rows share a
+batch; 2 MB pages (madvise: this virtual machine gave none).
 """
 from __future__ import annotations
 
