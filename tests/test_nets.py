@@ -322,6 +322,23 @@ def test_training_with_the_compiled_kernel_matches_the_torch_step():
     assert abs(a["metrics"]["eval_acc"] - b["metrics"]["eval_acc"]) <= 0.01
 
 
+def test_full_training_under_bfloat16_autocast(monkeypatch):
+    """autocast "bfloat16" runs the fully trained network's forward pass (training and scoring) in bfloat16: its
+    loss is taken in float32, and it learns what float32 learns."""
+    cfg = train.Config(dataset="synthetic", mode="full", n_hidden=64, epochs=3, lr=1e-3)
+    a = train.train(cfg, "cpu", progress=False)
+    seen, forward = [], nets.RandomMLP.forward
+    monkeypatch.setattr(nets.RandomMLP, "forward", lambda self, x: seen.append(
+        torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None) or forward(self, x))
+    b = train.train(cfg.replace(autocast="bfloat16"), "cpu", progress=False)
+    assert seen and set(seen) == {torch.bfloat16}  # every forward pass, training's and scoring's, under autocast
+    assert b["curve"]["train_loss"] != a["curve"]["train_loss"]  # other numbers...
+    np.testing.assert_allclose(a["curve"]["train_loss"], b["curve"]["train_loss"], rtol=0.05)  # ...close ones
+    assert abs(a["metrics"]["eval_acc"] - b["metrics"]["eval_acc"]) <= 0.05
+    with pytest.raises(ValueError, match="autocast only with mode 'full'"):
+        train.Config(dataset="synthetic", mode="bias", autocast="bfloat16")
+
+
 def test_the_compiled_kernel_refuses_a_gpu_asked_for_by_name(monkeypatch):
     """On a CUDA machine (faked here), device "auto" trains the compiled step on the CPU; "cuda" is refused
     before any data is read."""

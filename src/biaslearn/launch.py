@@ -85,6 +85,8 @@ ESTIMATES = {
                                  "in bfloat16 (4.2 GB)"),
     "feedforward_kernel": Estimate(2, 9.5, False, _FF + " + the 10,000 test rows' cache (1.2 GB); the compiled "
                                    "step runs on the CPU only", like="feedforward"),
+    "feedforward_autocast": Estimate(2, 2.0, True, "estimate: bench's 1.5 GB peak for full training at width 32,000 "
+                                     "(1.4 GB under bfloat16 autocast); nothing cached", like="feedforward"),
     "feedforward_swap": Estimate(2, 2.5, True, "estimate: one test set's cache at a time (10,000 x 32,000 float32, "
                                  "1.2 GB) + bench's 1.1 GB besides the cache"),
     "width": Estimate(4, 9.7, True, "estimate: the widest runs (bias-only at 64,000 in bfloat16, readout at 32,000 "

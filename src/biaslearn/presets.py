@@ -136,6 +136,13 @@ def feedforward_kernel(scale: str = "paper", seeds=range(5), datasets=("mnist",)
             for dt in ("float32", "bfloat16") for c in feedforward(scale, seeds, datasets, modes=("bias",))]
 
 
+def feedforward_autocast(scale: str = "paper", seeds=range(5), datasets=("mnist",)) -> list[Config]:
+    """Figure 1's fully trained runs with the forward pass under bfloat16 autocast, kept apart
+    (results/feedforward_autocast) so that Figure 1's claims never count them twice."""
+    return [c.replace(experiment="feedforward_autocast", autocast="bfloat16")
+            for c in feedforward(scale, seeds, datasets, modes=("full",))]
+
+
 def feedforward_swap(scale: str = "paper", seeds=range(5), datasets=("mnist", "fashion_mnist")) -> list[SwapConfig]:
     """One network per seed, every task's learned biases swapped in (needs the bias-only runs)."""
     return [SwapConfig(runs=tuple(feedforward(scale, [s], datasets, modes=("bias",))), seed=s) for s in seeds]
@@ -762,6 +769,8 @@ PRESETS = {p.name: p for p in [
     Preset("feedforward_bf16", feedforward_bf16, "feedforward", "the bfloat16 cache check", ("datasets",)),
     Preset("feedforward_kernel", feedforward_kernel, "feedforward", "the compiled step's check (float32, bfloat16)",
            ("datasets",)),
+    Preset("feedforward_autocast", feedforward_autocast, "feedforward",
+           "full training under bfloat16 autocast: the accuracy check", ("datasets",)),
     Preset("feedforward_swap", feedforward_swap, "feedforward", "one network, every task's biases swapped in",
            ("datasets",)),
     Preset("width", width, "width", "accuracy vs width, four regimes", ("datasets", "modes", "widths")),

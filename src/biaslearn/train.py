@@ -60,12 +60,14 @@ class Config(Base):
                                      # ("synthetic1": the quick runs' stand-in)
     kernel: str = "torch"            # bias mode: the step over the cache, "torch" (bias_step, any device) or
                                      # "numba" (kernel.bias_step, compiled, CPU only: the same numbers to rounding)
+    autocast: str = ""               # full mode: "" (float32) or "bfloat16": the network's forward pass (training
+                                     # and scoring) under torch.autocast, its weights and optimiser kept in float32
 
     CHOICES = {"mode": tuple(nets.MODES), "init": nets.INITS, "optimizer": ("adam", "sgd"),
                "split": ("test", "val"), "cache_dtype": ("float32", "bfloat16"),
                "protocol": ("standard", "reduced"), "eval_set": ("", "dig_mnist", "synthetic1"),
-               "kernel": ("torch", "numba")}
-    ADDED = {"rerun": 0, "mask_slope": 0.0, "protocol": "standard", "eval_set": "", "kernel": "torch"}
+               "kernel": ("torch", "numba"), "autocast": ("", "bfloat16")}
+    ADDED = {"rerun": 0, "mask_slope": 0.0, "protocol": "standard", "eval_set": "", "kernel": "torch", "autocast": ""}
 
     def check(self):
         return [(self.n_hidden >= 1, "n_hidden >= 1"), (self.epochs >= 0, "epochs >= 0"),
@@ -76,7 +78,9 @@ class Config(Base):
                  "mask_slope 0, or > 1 with mode 'mask' (the final slope of the soft mask)"),
                 (not self.eval_set or self.split == "test",
                  "eval_set only with split 'test' (an out-of-distribution test set scored instead of the test split)"),
-                (self.kernel == "torch" or self.mode == "bias", "kernel 'numba' with mode 'bias' (it is the bias step)")]
+                (self.kernel == "torch" or self.mode == "bias", "kernel 'numba' with mode 'bias' (it is the bias step)"),
+                (not self.autocast or self.mode == "full",
+                 "autocast only with mode 'full' (the cached modes choose cache_dtype instead)")]
 
 
 def split(cfg: Config):
@@ -325,10 +329,14 @@ def train(cfg: Config, device: str = "auto", progress: bool = True, checkpoint=N
     if checkpoint is not None and Path(checkpoint).exists():
         start, prior = _load_checkpoint(checkpoint, cfg, model, opt, order_gen, curve, dev)
 
+    def precision():  # the forward pass's: float32, or bfloat16 under autocast (full mode)
+        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.autocast == "bfloat16")
+
     def evaluate():
         model.slope = 0.0  # the test uses the hard mask
-        with torch.no_grad():
+        with torch.no_grad(), precision():
             logits, active = _logits(model, X_ev, cached)
+            logits = logits.float()  # bfloat16 under autocast
             return ((logits.argmax(1) == y_ev).float().mean().item(), F.cross_entropy(logits, y_ev).item(),
                     logits.argmax(1), active)
 
@@ -353,8 +361,9 @@ def train(cfg: Config, device: str = "auto", progress: bool = True, checkpoint=N
                     P, r = batch_rows(X_tr, perm_X[i:i + cfg.batch_size], dev, work)
                     out = model.head(P[r].float())
                 else:
-                    out = model(X_tr[rows])
-                loss = F.cross_entropy(out, y_tr[rows])
+                    with precision():
+                        out = model(X_tr[rows])
+                loss = F.cross_entropy(out.float(), y_tr[rows])
                 loss.backward()
             opt.step()
             total += loss.item() * len(rows)
