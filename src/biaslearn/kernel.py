@@ -265,6 +265,14 @@ def _compiled(K: int, lookup: bool):
         def loop(self, start, stop, step):
             return cgutils.for_range_slice(self.b, start, stop, ir.Constant(i64, step), i64)
 
+        def vectors(self, j0, j1, U, columns):  # columns(j, U) over j0..j1 in whole vectors of 16, U side by side,
+            n, nU = self.whole(j0, j1), self.whole(j0, j1, 16 * U)     # then one at a time: the column it stopped at
+            with self.loop(j0, nU, 16 * U) as (j, _):
+                columns(j, U)
+            with self.loop(nU, n, 16) as (j, _):
+                columns(j, 1)
+            return n
+
         def cache(self, p, j, width, wide):     # the cache's elements j.. (width of them) as float32s
             if not wide:
                 return self.load(p, j, vec if width == 16 else f32)
@@ -363,6 +371,10 @@ def _compiled(K: int, lookup: bool):
             return numba.void(P, rows, jv, j1, b, m, W, acc, out), codegen
         return cols, finish
 
+    def backward_typed(m, x, W, grad):     # the backward intrinsics' arguments: masks, g (or tables), W_out, grad
+        return (all(isinstance(a, Array) and a.layout == "C" for a in (m, x, W, grad))
+                and m.dtype == numba.boolean and x.dtype == W.dtype == grad.dtype == numba.float32)
+
     def backward_rows(r: int):
         """The generated backward loop for r rows (``_source``) over columns j0..j1 in whole vectors of 16, as LLVM
         compiles it, written out (per row, in order, one chain of multiply-adds through grad[j], then the row's mask),
@@ -370,8 +382,7 @@ def _compiled(K: int, lookup: bool):
         the generated loop)."""
         @intrinsic
         def backward(typingctx, m, g, W, grad, j0, j1):
-            if not (all(isinstance(a, Array) and a.layout == "C" for a in (m, g, W, grad))
-                    and m.dtype == numba.boolean and g.dtype == W.dtype == grad.dtype == numba.float32):
+            if not backward_typed(m, g, W, grad):
                 return None
 
             def codegen(context, builder, sig, args):
@@ -400,12 +411,7 @@ def _compiled(K: int, lookup: bool):
                             t[u] = builder.select(on, a[u], t[u])
                     for u in range(U):
                         G.store(t[u], gp, js[u])
-                n, nU = G.whole(j0, j1), G.whole(j0, j1, 16 * UB)
-                with G.loop(j0, nU, 16 * UB) as (j, _):
-                    columns(j, UB)
-                with G.loop(nU, n, 16) as (j, _):
-                    columns(j, 1)
-                return n
+                return G.vectors(j0, j1, UB, columns)
             return numba.int64(m, g, W, grad, j0, j1), codegen
         return backward
 
@@ -418,8 +424,7 @@ def _compiled(K: int, lookup: bool):
         The column it stopped at."""
         @intrinsic
         def backward(typingctx, m, tab, W, grad, j0, j1):
-            if not (all(isinstance(a, Array) and a.layout == "C" for a in (m, tab, W, grad))
-                    and m.dtype == numba.boolean and tab.dtype == W.dtype == grad.dtype == numba.float32):
+            if not backward_typed(m, tab, W, grad):
                 return None
 
             def codegen(context, builder, sig, args):
@@ -455,12 +460,7 @@ def _compiled(K: int, lookup: bool):
                         for k in range(K):
                             t = builder.call(G.fma, [G.load(wrow[k], js[u]), builder.load(a[u][k]), t])
                         G.store(t, gp, js[u])
-                n, n2 = G.whole(j0, j1), G.whole(j0, j1, 32)
-                with G.loop(j0, n2, 32) as (j, _):
-                    columns(j, 2)
-                with G.loop(n2, n, 16) as (j, _):
-                    columns(j, 1)
-                return n
+                return G.vectors(j0, j1, 2, columns)
             return numba.int64(m, tab, W, grad, j0, j1), codegen
         return backward
 
