@@ -28,18 +28,18 @@ lanes, and LLVM keeps no more than one column's chain in a loop's body, so those
 the order LLVM compiles the generated loops (``_source``) in: the forward sums in 16 lanes, reduced in halves at the end
 of a piece, then its last columns one by one; the backward per row, in order, one chain through grad[j], then the row's
 mask. So without the table lookup the numbers are those of the generated loops at the paper's shape (checked bit for
-bit: float32 and bfloat16, batches of 3 to 256 rows on 1 and 2 threads, pieces of 64 and 2048 columns, against the
-step of 2026-12-03 that ran the generated loops row by row); where H is not a multiple of 16 the gradient's last
-columns add in another order (within 8e-9 of that step, at H = 300 and 5000). The table lookup adds the gradient's
-terms in another order: the loss is unchanged, the gradient within 2e-9 of that step's at the paper's shape (and
-closer to the PyTorch step's: 7e-10, where the row-by-row loop gave 2e-9). The loops over the K outputs and R rows are written out (``_source``) so that
-each sum stays in a register; numba compiles them once per K and cache dtype, on first use (a few seconds). A bfloat16
-cache is read as its 16 bits and widened in registers (a bfloat16 is the top half of a float32). The sums may be
-reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows a NaN loss.
-On a CPU with AVX-512 the loops use 512-bit vectors (``wide_vectors``): LLVM's default for many Intel models is 256-bit
-ones, which took 1.04-1.41 times as long here (8 pairs of runs, median 1.12). The vector width sets the order of the
-forward sums, so the last bits of the loss and gradient depend on it (the gradient test in tests/test_nets.py holds at
-either).
+bit: float32 and bfloat16, batches of 3 to 256 rows on 1 and 2 threads, pieces of 64 and 2048 columns, against the step
+of 2026-12-03 that ran the generated loops row by row); where H is not a multiple of 16 the gradient's last columns add
+in another order (within 8e-9 of that step, at H = 300 and 5000). The table lookup adds the gradient's terms in another
+order: the loss is unchanged, the gradient within 2e-9 of that step's at the paper's shape (and closer to the PyTorch
+step's: 7e-10, where the row-by-row loop gave 2e-9). The loops over the K outputs and R rows are written out
+(``_source``) so that each sum stays in a register; numba compiles them once per K and cache dtype, on first use (a few
+seconds). A bfloat16 cache is read as its 16 bits and widened in registers (a bfloat16 is the top half of a float32).
+The sums may be reassociated (vectorised) but NaN and infinity keep their meaning, so a network that blew up still shows
+a NaN loss. On a CPU with AVX-512 the loops use 512-bit vectors (``wide_vectors``): LLVM's default for many Intel models
+is 256-bit ones, which took 1.04-1.41 times as long here (8 pairs of runs, median 1.12). The vector width sets the order
+of the forward sums, so the last bits of the loss and gradient depend on it (the gradient test in tests/test_nets.py
+holds at either).
 
 Measured on that Xeon, in paired runs (scripts not kept; the times are medians over alternating rounds, with the
 quartiles): until 2026-12-03 a bfloat16 piece was widened first into a float32 buffer in the CPU's cache, and then
@@ -106,14 +106,14 @@ step here: read in sub-pieces of a few KB from random rows, this machine's memor
 18-19 GB/s (whole rows: 23 and 32 GB/s), and the forward loop, on its own, runs at about that rate.
 Then the backward's table lookup, against the row-by-row backward (10 paired rounds of 20 batches, batches of 256, 2
 threads): float32 0.62 (0.57-0.63) of the time with the cache's 16 rows in the CPU's cache, 0.73 (0.63-0.76) with 60,000
-in DRAM; bfloat16 0.65 (0.65-0.71) in DRAM. The backward went from about 0.57 of the step's time (0.23 ns per element and
-row on a core, the forward 0.18, in the CPU's cache) to about 0.2-0.25. What bounds the forward now: with 4 rows, held in
-L2, it still takes about 0.19 ns per element and row (its loop: 58 instructions for 20 multiply-adds, no spills);
-without its mask stores, 0.92 of that in L2 and 0.80-0.85 with the cache in DRAM (so masks of a bit, not a byte, might
-pay). Not kept: sub-pieces of 1024 or 2048 columns for a bfloat16 cache (1.19-1.26 of the time, in one round of tests
-1.06); a cache laid out in blocks of 16 rows, each block's sub-pieces contiguous, with batches of whole blocks (so that
-memory sees runs of 32 KB, not 2 KB): 0.94 (0.89-1.03) of the time, float32, not worth changing which rows share a
-batch; 2 MB pages (madvise: this virtual machine gave none).
+in DRAM; bfloat16 0.65 (0.65-0.71) in DRAM. The backward went from about 0.57 of the step's time (0.23 ns per element
+and row on a core, the forward 0.18, in the CPU's cache) to about 0.2-0.25. What bounds the forward now: with 4 rows,
+held in L2, it still takes about 0.19 ns per element and row (its loop: 58 instructions for 20 multiply-adds, no
+spills); without its mask stores, 0.92 of that in L2 and 0.80-0.85 with the cache in DRAM (so masks of a bit, not a
+byte, might pay). Not kept: sub-pieces of 1024 or 2048 columns for a bfloat16 cache (1.19-1.26 of the time, in one round
+of tests 1.06); a cache laid out in blocks of 16 rows, each block's sub-pieces contiguous, with batches of whole blocks
+(so that memory sees runs of 32 KB, not 2 KB): 0.94 (0.89-1.03) of the time, float32, not worth changing which rows
+share a batch; 2 MB pages (madvise: this virtual machine gave none).
 """
 from __future__ import annotations
 
@@ -453,8 +453,8 @@ def _compiled(K: int, lookup: bool):
                             t = builder.load(builder.bitcast(G.row(1, builder.add(builder.mul(i, ir.Constant(
                                 i64, K)), ir.Constant(i64, k))), vec.as_pointer()), align=4)
                             for u in range(U):
-                                builder.store(builder.fadd(builder.load(a[u][k]), builder.call(permute, [t, pattern[u]])),
-                                              a[u][k])
+                                looked_up = builder.call(permute, [t, pattern[u]])
+                                builder.store(builder.fadd(builder.load(a[u][k]), looked_up), a[u][k])
                     for u in range(U):                  # grad[j] + sum_k W[k, j] a_k[j], one chain
                         t = G.load(gp, js[u])
                         for k in range(K):

@@ -78,7 +78,8 @@ class Config(Base):
                  "mask_slope 0, or > 1 with mode 'mask' (the final slope of the soft mask)"),
                 (not self.eval_set or self.split == "test",
                  "eval_set only with split 'test' (an out-of-distribution test set scored instead of the test split)"),
-                (self.kernel == "torch" or self.mode == "bias", "kernel 'numba' with mode 'bias' (it is the bias step)"),
+                (self.kernel == "torch" or self.mode == "bias",
+                 "kernel 'numba' with mode 'bias' (it is the bias step)"),
                 (not self.autocast or self.mode == "full",
                  "autocast only with mode 'full' (the cached modes choose cache_dtype instead)")]
 
