@@ -337,6 +337,9 @@ def test_full_training_under_bfloat16_autocast(monkeypatch):
     assert abs(a["metrics"]["eval_acc"] - b["metrics"]["eval_acc"]) <= 0.05
     with pytest.raises(ValueError, match="autocast only with mode 'full'"):
         train.Config(dataset="synthetic", mode="bias", autocast="bfloat16")
+    monkeypatch.setattr(train, "split", lambda cfg: (_ for _ in ()).throw(AssertionError("read data")))
+    with pytest.raises(ValueError, match="autocast 'bfloat16' runs on a CPU or a CUDA GPU"):  # before any data is read
+        train.train(cfg.replace(autocast="bfloat16"), "meta", progress=False)
 
 
 def test_the_compiled_kernel_refuses_a_gpu_asked_for_by_name(monkeypatch):

@@ -26,9 +26,9 @@ def _fake_run(calls):
 OTHER = {"experiment": "other", "dataset": "mnist", "mode": "full", "n_hidden": 65, "init": "gaussian",
          "scale": 0.2, "out_bias": True, "seed": 1, "epochs": 2, "batch_size": 128, "optimizer": "sgd",
          "lr": 0.01, "split": "val", "val_size": 100, "n_train": 301, "cache_dtype": "bfloat16", "rerun": 1, "protocol": "reduced", "eval_set": "dig_mnist",
-         "mask_slope": 200.0, "kernel": "numba"}
+         "mask_slope": 200.0, "kernel": "numba", "autocast": "bfloat16"}
 NEEDS = {"eval_set": {"protocol": "reduced"}, "mask_slope": {"mode": "mask"},  # fields valid only beside another
-         "kernel": {"mode": "bias"}}
+         "kernel": {"mode": "bias"}, "autocast": {"mode": "full"}}
 
 
 def test_key_depends_on_every_field_and_schema(monkeypatch):

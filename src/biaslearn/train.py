@@ -19,6 +19,7 @@ in host memory and each mini-batch's rows are gathered there and copied to the G
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 
@@ -307,6 +308,9 @@ def train(cfg: Config, device: str = "auto", progress: bool = True, checkpoint=N
     if cfg.kernel == "numba" and dev.type != "cpu":
         raise ValueError(f"kernel 'numba' runs on the CPU, and this run was asked to train on {dev}: use kernel "
                          f"'torch' there (the same numbers to rounding), or device 'cpu' or 'auto'")
+    if cfg.autocast and dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"autocast {cfg.autocast!r} runs on a CPU or a CUDA GPU, and this run was asked to train on "
+                         f"{dev}: leave autocast at '' (float32) there")
     x_tr, y_tr, x_ev, y_ev = split(cfg)
     model = nets.RandomMLP(x_tr.shape[1], cfg.n_hidden, 10, cfg.mode, cfg.seed, cfg.init,
                            cfg.scale, cfg.out_bias, cfg.rerun).to(dev)
@@ -331,7 +335,9 @@ def train(cfg: Config, device: str = "auto", progress: bool = True, checkpoint=N
         start, prior = _load_checkpoint(checkpoint, cfg, model, opt, order_gen, curve, dev)
 
     def precision():  # the forward pass's: float32, or bfloat16 under autocast (full mode)
-        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.autocast == "bfloat16")
+        if cfg.autocast == "bfloat16":
+            return torch.autocast(dev.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()  # (torch.autocast refuses some devices even when not enabled)
 
     def evaluate():
         model.slope = 0.0  # the test uses the hard mask
