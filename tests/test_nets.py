@@ -314,6 +314,36 @@ def test_compiled_kernel_keeps_a_nan_as_torch_does():
     assert torch.isnan(loss)
 
 
+@pytest.mark.parametrize("lookup", [True, False])
+@pytest.mark.parametrize("threads, n", [(1, 3), (1, 9), (2, 5), (2, 9)])
+def test_compiled_kernel_with_few_rows_and_a_nan(threads, n, lookup, monkeypatch):
+    """Fewer than 4 rows on a thread (no group for the table lookup), or groups and rows left over: the PyTorch step's
+    loss and gradient. With a NaN in one row of the cache, the loss is NaN (as PyTorch's) and the gradient is NaN at
+    the units that row has active and finite elsewhere, with or without the lookup (PyTorch's own gradient is NaN at
+    every unit: it multiplies the masked-off terms by 0, where the compiled step leaves them out)."""
+    lookup_on(lookup, monkeypatch)
+    model = nets.RandomMLP(30, 70, 10, "bias", seed=2)
+    P = train.project(torch.rand(12, 30), model.W_in)
+    rows, y = torch.arange(n), torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(0))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        (l1, g1), (l2, g2) = kernel_step(P, rows, y, model), train.bias_step(P, rows, y, model.b, model.W_out)
+        assert abs(l1.item() - l2.item()) < 1e-6
+        torch.testing.assert_close(g1, g2, rtol=1e-5, atol=1e-7)
+        P[2, 5] = float("nan")
+        loss, grad = kernel_step(P, rows, y, model)
+        active = P[2] + model.b > 0  # False at the NaN: counted inactive, as relu's mask counts it
+        assert torch.isnan(loss) and torch.equal(grad.isnan(), active)
+    finally:
+        torch.set_num_threads(before)
+
+
+def kernel_step(P, rows, y, model):
+    from biaslearn import kernel
+    return kernel.bias_step(P, rows, y, model.b, model.W_out)
+
+
 def test_training_with_the_compiled_kernel_matches_the_torch_step():
     cfg = train.Config(dataset="synthetic", mode="bias", n_hidden=64, epochs=2, lr=1e-2)
     a, b = train.train(cfg, "cpu", progress=False), train.train(cfg.replace(kernel="numba"), progress=False)
@@ -330,8 +360,11 @@ def test_full_training_under_bfloat16_autocast(monkeypatch):
     seen, forward = [], nets.RandomMLP.forward
     monkeypatch.setattr(nets.RandomMLP, "forward", lambda self, x: seen.append(
         torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None) or forward(self, x))
+    losses, cross_entropy = [], train.F.cross_entropy
+    monkeypatch.setattr(train.F, "cross_entropy", lambda x, y: losses.append(x.dtype) or cross_entropy(x, y))
     b = train.train(cfg.replace(autocast="bfloat16"), "cpu", progress=False)
     assert seen and set(seen) == {torch.bfloat16}  # every forward pass, training's and scoring's, under autocast
+    assert losses and set(losses) == {torch.float32}  # the loss of bfloat16 logits taken in float32
     assert b["curve"]["train_loss"] != a["curve"]["train_loss"]  # other numbers...
     np.testing.assert_allclose(a["curve"]["train_loss"], b["curve"]["train_loss"], rtol=0.05)  # ...close ones
     assert abs(a["metrics"]["eval_acc"] - b["metrics"]["eval_acc"]) <= 0.05

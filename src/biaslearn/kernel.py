@@ -21,7 +21,7 @@ in the CPU's nearest cache while all its rows go past it:
   16 columns, where multiplying out makes 40 multiply-adds. Elsewhere (or with BIASLEARN_TABLE_LOOKUP=0), RB = 4 rows
   at a time, so that each element of W_out is loaded once per 4 rows, UB = 4 vectors of 16 columns side by side
   (``backward_rows``), since each column's sum is one chain of multiply-adds (10 per row, row after row) that the core
-  can only overlap with other columns' chains. The rows left over (fewer than 4 per thread) go row by row either way.
+  can only overlap with other columns' chains. Each thread's last n mod 4 rows go row by row either way.
 Only masks are kept between the two (1 byte, not h's 4, per element: 4 MB a thread at the paper's shape, batches of 256
 on 2 threads). A call to LLVM's prefetch stops LLVM from vectorising a loop, carrying a sum between calls needs its 16
 lanes, and LLVM keeps no more than one column's chain in a loop's body, so those loops are written out in LLVM's IR, in
@@ -183,11 +183,19 @@ def _source(K: int, R: int) -> str:
 
 
 def table_lookup() -> bool:
-    """Whether the backward takes its groups of RB rows by table lookup (``backward_table``): on a CPU with AVX-512,
-    whose permute looks up 16 lanes at once; elsewhere (and with BIASLEARN_TABLE_LOOKUP=0) row by row."""
+    """Whether the backward takes its groups of RB rows by table lookup (``backward_table``): where numba compiles for
+    AVX-512 (the CPU's features, or the reader's NUMBA_CPU_FEATURES), whose permute looks up 16 lanes at once;
+    elsewhere (and with BIASLEARN_TABLE_LOOKUP=0) row by row."""
     import os
-    import llvmlite.binding as ll
-    return os.environ.get("BIASLEARN_TABLE_LOOKUP", "1") != "0" and "+avx512f" in ll.get_host_cpu_features().flatten()
+    return os.environ.get("BIASLEARN_TABLE_LOOKUP", "1") != "0" and _avx512()
+
+
+@functools.lru_cache(maxsize=None)
+def _avx512() -> bool:
+    """Whether numba's code generator targets AVX-512 (asked once, after ``wide_vectors`` has set its features)."""
+    from numba.core import registry
+    wide_vectors()
+    return "+avx512f" in registry.cpu_target.target_context.codegen()._tm_features.split(",")
 
 
 def wide_vectors() -> str:
@@ -420,7 +428,7 @@ def _compiled(K: int, lookup: bool):
         side), grad[j] += sum_k W[k, j] a_k[j], where a_k[j] = sum over the groups i of tab[i K + k][p], p the pattern
         of the group's masks at j (bit q: row RB i + q's). tab[i K + k] holds, for each of the 16 patterns, the sum
         of g[RB i + q, k] over its rows, so that one permute (AVX-512's vpermps) gives 16 columns' sums over the 4
-        rows: 10 permutes and 10 additions for 4 rows, where the row-by-row loop makes 40 multiply-adds in chains.
+        rows: K permutes and K additions for 4 rows, where the row-by-row loop makes 4 K multiply-adds in chains.
         The column it stopped at."""
         @intrinsic
         def backward(typingctx, m, tab, W, grad, j0, j1):
@@ -495,6 +503,8 @@ def _compiled(K: int, lookup: bool):
             @njit(inline="always")
             def grouped(m, g, tab, W, grad, j0, j1):  # the backward of the rows in whole groups: how many rows
                 n = tab.shape[0] // K * RB
+                if n == 0:                      # fewer than RB rows on this thread
+                    return 0
                 done = back_T(m[:n], tab, W, grad, j0, j1)
                 if done < j1:                   # the last columns (fewer than 16), as generated
                     for i in range(0, n, RB):

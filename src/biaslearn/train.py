@@ -61,8 +61,9 @@ class Config(Base):
                                      # ("synthetic1": the quick runs' stand-in)
     kernel: str = "torch"            # bias mode: the step over the cache, "torch" (bias_step, any device) or
                                      # "numba" (kernel.bias_step, compiled, CPU only: the same numbers to rounding)
-    autocast: str = ""               # full mode: "" (float32) or "bfloat16": the network's forward pass (training
-                                     # and scoring) under torch.autocast, its weights and optimiser kept in float32
+    autocast: str = ""               # full mode: "" (float32) or "bfloat16": the forward pass's matrix products, in
+                                     # training and scoring, in bfloat16 under torch.autocast; the weights, the
+                                     # optimiser, the bias additions and the loss stay float32
 
     CHOICES = {"mode": tuple(nets.MODES), "init": nets.INITS, "optimizer": ("adam", "sgd"),
                "split": ("test", "val"), "cache_dtype": ("float32", "bfloat16"),
@@ -308,9 +309,10 @@ def train(cfg: Config, device: str = "auto", progress: bool = True, checkpoint=N
     if cfg.kernel == "numba" and dev.type != "cpu":
         raise ValueError(f"kernel 'numba' runs on the CPU, and this run was asked to train on {dev}: use kernel "
                          f"'torch' there (the same numbers to rounding), or device 'cpu' or 'auto'")
-    if cfg.autocast and dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"autocast {cfg.autocast!r} runs on a CPU or a CUDA GPU, and this run was asked to train on "
-                         f"{dev}: leave autocast at '' (float32) there")
+    bf16 = dev.type == "cpu" or (dev.type == "cuda" and torch.cuda.is_bf16_supported())
+    if cfg.autocast and not bf16:
+        raise ValueError(f"autocast {cfg.autocast!r} runs on a CPU or a CUDA GPU with bfloat16, and this run was asked "
+                         f"to train on {dev}: leave autocast at '' (float32) there")
     x_tr, y_tr, x_ev, y_ev = split(cfg)
     model = nets.RandomMLP(x_tr.shape[1], cfg.n_hidden, 10, cfg.mode, cfg.seed, cfg.init,
                            cfg.scale, cfg.out_bias, cfg.rerun).to(dev)
