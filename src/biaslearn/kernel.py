@@ -379,49 +379,51 @@ def _compiled(K: int, lookup: bool):
             return numba.void(P, rows, jv, j1, b, m, W, acc, out), codegen
         return cols, finish
 
-    def backward_typed(m, x, W, grad):     # the backward intrinsics' arguments: masks, g (or tables), W_out, grad
-        return (all(isinstance(a, Array) and a.layout == "C" for a in (m, x, W, grad))
-                and m.dtype == numba.boolean and x.dtype == W.dtype == grad.dtype == numba.float32)
+    def backward_intrinsic(setup):        # setup(G) -> (U, columns(j, U)): an intrinsic (m, g or tables, W_out, grad,
+        @intrinsic                         # j0, j1) running columns over j0..j1: the column it stopped at
+        def backward(typingctx, m, x, W, grad, j0, j1):
+            if not (all(isinstance(a, Array) and a.layout == "C" for a in (m, x, W, grad))
+                    and m.dtype == numba.boolean and x.dtype == W.dtype == grad.dtype == numba.float32):
+                return None
+
+            def codegen(context, builder, sig, args):
+                G = Gen(context, builder, sig, args)
+                return G.vectors(args[4], args[5], *setup(G))
+            return numba.int64(m, x, W, grad, j0, j1), codegen
+        return backward
 
     def backward_rows(r: int):
         """The generated backward loop for r rows (``_source``) over columns j0..j1 in whole vectors of 16, as LLVM
         compiles it, written out (per row, in order, one chain of multiply-adds through grad[j], then the row's mask),
         UB vectors side by side; the column it stopped at (the caller sends the last columns, fewer than 16, through
         the generated loop)."""
-        @intrinsic
-        def backward(typingctx, m, g, W, grad, j0, j1):
-            if not backward_typed(m, g, W, grad):
-                return None
+        def setup(G):
+            builder = G.b
+            mrow, wrow, gp = [G.row(0, q) for q in range(r)], [G.row(2, k) for k in range(K)], G.row(3, 0)
+            mvec = ir.VectorType(i8, 16)
 
-            def codegen(context, builder, sig, args):
-                G = Gen(context, builder, sig, args)
-                j0, j1 = args[4], args[5]
-                mrow, wrow, gp = [G.row(0, q) for q in range(r)], [G.row(2, k) for k in range(K)], G.row(3, 0)
-                mvec = ir.VectorType(i8, 16)
-
-                def columns(j, U):                      # U vectors of 16 columns from column j
-                    gv = [[builder.shuffle_vector(      # g[q, k] in all 16 lanes (read in the loop: 40 of them held
-                                                        # in registers spilled to the stack)
-                        builder.insert_element(ir.Constant(vec, ir.Undefined), G.load(G.row(1, q), ir.Constant(
-                            i64, k), f32), ir.Constant(i32, 0)), ir.Constant(vec, ir.Undefined),
-                        ir.Constant(ir.VectorType(i32, 16), [0] * 16)) for k in range(K)] for q in range(r)]
-                    js = [builder.add(j, ir.Constant(i64, 16 * u)) for u in range(U)]
-                    w = [[G.load(wrow[k], x) for k in range(K)] for x in js]
-                    t = [G.load(gp, x) for x in js]
-                    for q in range(r):                  # t + sum_k g[q, k] W[k, j], one chain, kept where h > 0
-                        a = list(t)
-                        for k in range(K):
-                            for u in range(U):
-                                a[u] = builder.call(G.fma, [w[u][k], gv[q][k], a[u]])
+            def columns(j, U):                      # U vectors of 16 columns from column j
+                gv = [[builder.shuffle_vector(      # g[q, k] in all 16 lanes (read in the loop: 40 of them held
+                                                    # in registers spilled to the stack)
+                    builder.insert_element(ir.Constant(vec, ir.Undefined), G.load(G.row(1, q), ir.Constant(
+                        i64, k), f32), ir.Constant(i32, 0)), ir.Constant(vec, ir.Undefined),
+                    ir.Constant(ir.VectorType(i32, 16), [0] * 16)) for k in range(K)] for q in range(r)]
+                js = [builder.add(j, ir.Constant(i64, 16 * u)) for u in range(U)]
+                w = [[G.load(wrow[k], x) for k in range(K)] for x in js]
+                t = [G.load(gp, x) for x in js]
+                for q in range(r):                  # t + sum_k g[q, k] W[k, j], one chain, kept where h > 0
+                    a = list(t)
+                    for k in range(K):
                         for u in range(U):
-                            on = builder.icmp_unsigned("!=", G.load(mrow[q], js[u], mvec, 1),
-                                                       ir.Constant(mvec, [0] * 16))
-                            t[u] = builder.select(on, a[u], t[u])
+                            a[u] = builder.call(G.fma, [w[u][k], gv[q][k], a[u]])
                     for u in range(U):
-                        G.store(t[u], gp, js[u])
-                return G.vectors(j0, j1, UB, columns)
-            return numba.int64(m, g, W, grad, j0, j1), codegen
-        return backward
+                        on = builder.icmp_unsigned("!=", G.load(mrow[q], js[u], mvec, 1),
+                                                   ir.Constant(mvec, [0] * 16))
+                        t[u] = builder.select(on, a[u], t[u])
+                for u in range(U):
+                    G.store(t[u], gp, js[u])
+            return UB, columns
+        return backward_intrinsic(setup)
 
     def backward_table():
         """The backward of groups of RB = 4 rows by table lookup: for columns j0..j1 in whole vectors of 16 (2 side by
@@ -430,47 +432,40 @@ def _compiled(K: int, lookup: bool):
         of g[RB i + q, k] over its rows, so that one permute (AVX-512's vpermps) gives 16 columns' sums over the 4
         rows: K permutes and K additions for 4 rows, where the row-by-row loop makes 4 K multiply-adds in chains.
         The column it stopped at."""
-        @intrinsic
-        def backward(typingctx, m, tab, W, grad, j0, j1):
-            if not backward_typed(m, tab, W, grad):
-                return None
+        def setup(G):
+            builder = G.b
+            ivec, mvec = ir.VectorType(i32, 16), ir.VectorType(i8, 16)
+            permute = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, ivec]),
+                                                     "llvm.x86.avx512.permvar.sf.512")
+            groups = builder.udiv(cgutils.unpack_tuple(builder, G.a[1].shape)[0], ir.Constant(i64, K))
+            wrow, gp = [G.row(2, k) for k in range(K)], G.row(3, 0)
 
-            def codegen(context, builder, sig, args):
-                G = Gen(context, builder, sig, args)
-                j0, j1 = args[4], args[5]
-                ivec, mvec = ir.VectorType(i32, 16), ir.VectorType(i8, 16)
-                permute = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, ivec]),
-                                                         "llvm.x86.avx512.permvar.sf.512")
-                groups = builder.udiv(cgutils.unpack_tuple(builder, G.a[1].shape)[0], ir.Constant(i64, K))
-                wrow, gp = [G.row(2, k) for k in range(K)], G.row(3, 0)
-
-                def columns(j, U):                      # U vectors of 16 columns from column j
-                    js = [builder.add(j, ir.Constant(i64, 16 * u)) for u in range(U)]
-                    a = [[cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * 16)) for k in range(K)]
-                         for u in range(U)]
-                    with G.loop(ir.Constant(i64, 0), groups, 1) as (i, _):
-                        first, pattern = builder.mul(i, ir.Constant(i64, RB)), []
-                        for u in range(U):              # the masks' bytes (0 or 1) of the group's rows as bits
-                            bits = [G.load(G.row(0, builder.add(first, ir.Constant(i64, q))), js[u], mvec, 1)
-                                    for q in range(RB)]
-                            x = bits[0]
-                            for q in range(1, RB):
-                                x = builder.or_(x, builder.shl(bits[q], ir.Constant(mvec, [q] * 16)))
-                            pattern.append(builder.zext(x, ivec))
-                        for k in range(K):
-                            t = builder.load(builder.bitcast(G.row(1, builder.add(builder.mul(i, ir.Constant(
-                                i64, K)), ir.Constant(i64, k))), vec.as_pointer()), align=4)
-                            for u in range(U):
-                                looked_up = builder.call(permute, [t, pattern[u]])
-                                builder.store(builder.fadd(builder.load(a[u][k]), looked_up), a[u][k])
-                    for u in range(U):                  # grad[j] + sum_k W[k, j] a_k[j], one chain
-                        t = G.load(gp, js[u])
-                        for k in range(K):
-                            t = builder.call(G.fma, [G.load(wrow[k], js[u]), builder.load(a[u][k]), t])
-                        G.store(t, gp, js[u])
-                return G.vectors(j0, j1, 2, columns)
-            return numba.int64(m, tab, W, grad, j0, j1), codegen
-        return backward
+            def columns(j, U):                      # U vectors of 16 columns from column j
+                js = [builder.add(j, ir.Constant(i64, 16 * u)) for u in range(U)]
+                a = [[cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * 16)) for k in range(K)]
+                     for u in range(U)]
+                with G.loop(ir.Constant(i64, 0), groups, 1) as (i, _):
+                    first, pattern = builder.mul(i, ir.Constant(i64, RB)), []
+                    for u in range(U):              # the masks' bytes (0 or 1) of the group's rows as bits
+                        bits = [G.load(G.row(0, builder.add(first, ir.Constant(i64, q))), js[u], mvec, 1)
+                                for q in range(RB)]
+                        x = bits[0]
+                        for q in range(1, RB):
+                            x = builder.or_(x, builder.shl(bits[q], ir.Constant(mvec, [q] * 16)))
+                        pattern.append(builder.zext(x, ivec))
+                    for k in range(K):
+                        t = builder.load(builder.bitcast(G.row(1, builder.add(builder.mul(i, ir.Constant(
+                            i64, K)), ir.Constant(i64, k))), vec.as_pointer()), align=4)
+                        for u in range(U):
+                            looked_up = builder.call(permute, [t, pattern[u]])
+                            builder.store(builder.fadd(builder.load(a[u][k]), looked_up), a[u][k])
+                for u in range(U):                  # grad[j] + sum_k W[k, j] a_k[j], one chain
+                    t = G.load(gp, js[u])
+                    for k in range(K):
+                        t = builder.call(G.fma, [G.load(wrow[k], js[u]), builder.load(a[u][k]), t])
+                    G.store(t, gp, js[u])
+            return 2, columns
+        return backward_intrinsic(setup)
 
     @njit
     def tables(g, groups):                  # tab[i K + k, p]: the sum of g[RB i + q, k] over the bits q of p, in order
